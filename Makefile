@@ -1,0 +1,29 @@
+# The two commands a user needs: `make demo` and `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+
+.PHONY: venv lint test test-unit test-vm test-sim demo clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $@
+
+venv: $(VENV)/.installed
+
+lint: venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+# Everything: unit tests, the RTX simulator over real SSH, the QEMU lab VM.
+test: venv lint
+	$(PY) -m lab.host_packages
+	$(PY) -m pytest -v -ra
+
+test-unit: venv
+	$(PY) -m pytest -v -m "not vm and not sim"
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

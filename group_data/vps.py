@@ -1,0 +1,7 @@
+# Data for the hosts in inventory.py's `vps` list.
+
+# Logged in as a user with sudo rather than root (Ubuntu cloud images log in as `ubuntu`)?
+# _sudo = True
+
+# The ip6tnl interface's name on the VPS (not "ip6tnl0": the kernel's fallback device).
+# tunnel_name = "tun-home"

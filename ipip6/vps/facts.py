@@ -1,0 +1,84 @@
+"""Facts about the VPS, each a single round trip so a no-op deploy stays cheap.
+
+pyinfra's ``files.put`` asks two facts per file (stat, then checksum); these ask one command for
+all the files an operation manages, and one for the packages plus the state of ufw.
+"""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Iterable
+
+from pyinfra.api import FactBase
+
+_MISSING = "ipip6-missing"
+_OWNED = "ipip6-owned"
+
+
+class ManagedFiles(FactBase):
+    """SHA-256 of each given path (``None`` when absent), and which files match ``owned_globs``.
+
+    Returns ``{"sums": {path: sha256 | None}, "owned": [path, ...]}``. The globs find files this
+    project placed earlier under other names (a renamed tunnel), so they can be removed.
+    """
+
+    @staticmethod
+    def default() -> dict:
+        return {"sums": {}, "owned": []}
+
+    def command(self, paths: Iterable[str], owned_globs: Iterable[str] = ()) -> str:
+        quoted = " ".join(shlex.quote(p) for p in paths)
+        # Globs are ours (fixed prefixes + validated names): left unquoted on purpose.
+        globs = " ".join(owned_globs)
+        script = (
+            f"for f in {quoted}; do "
+            f'if [ -f "$f" ]; then sha256sum "$f"; else echo "{_MISSING} $f"; fi; done'
+        )
+        if globs:
+            script += f'; for f in {globs}; do [ -e "$f" ] && echo "{_OWNED} $f"; done; true'
+        return script
+
+    def process(self, output: list[str]) -> dict:
+        sums: dict[str, str | None] = {}
+        owned: list[str] = []
+        for line in output:
+            head, _, path = line.partition(" ")
+            if head == _MISSING:
+                sums[path] = None
+            elif head == _OWNED:
+                owned.append(path)
+            elif path:
+                # sha256sum prints "<sum>  <path>": two spaces, the partition kept one.
+                sums[path.lstrip(" ")] = head
+        return {"sums": sums, "owned": owned}
+
+
+class DebPackagesAndUfw(FactBase):
+    """Which of the given Debian packages are installed, and whether ufw is active.
+
+    Returns ``{"installed": {name: bool}, "ufw_active": bool}``.
+    """
+
+    @staticmethod
+    def default() -> dict:
+        return {"installed": {}, "ufw_active": False}
+
+    def command(self, packages: Iterable[str]) -> str:
+        names = " ".join(shlex.quote(p) for p in packages)
+        return (
+            f"dpkg-query -W -f='pkg ${{Package}} ${{db:Status-Abbrev}}\\n' {names} 2>/dev/null; "
+            "if command -v ufw >/dev/null 2>&1; then "
+            "ufw status 2>/dev/null | head -n 1 | sed 's/^/ufw /'; fi; true"
+        )
+
+    def process(self, output: list[str]) -> dict:
+        installed: dict[str, bool] = {}
+        ufw_active = False
+        for line in output:
+            parts = line.split()
+            if len(parts) >= 2 and parts[0] == "pkg":
+                # db:Status-Abbrev is "ii " for installed; "rc", "un" etc. are not.
+                installed[parts[1]] = len(parts) >= 3 and parts[2].startswith("ii")
+            elif parts[:1] == ["ufw"]:
+                ufw_active = "active" in parts and "inactive" not in parts
+        return {"installed": installed, "ufw_active": ufw_active}

@@ -1,0 +1,110 @@
+"""Render the VPS's files from validated settings. Pure: no host, no I/O beyond the templates.
+
+The templates live in the repository's top-level ``files/`` directory, next to ``deploy.py``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import jinja2
+
+from ipip6.settings import VpsSettings
+
+TEMPLATES = Path(__file__).resolve().parents[2] / "files"
+
+HEADER = (
+    "# Managed by pyinfra-ipip6: a re-deploy overwrites local edits.\n"
+    "# Change the inventory or group_data instead."
+)
+
+NETWORKD_DIR = "/etc/systemd/network"
+SYSCTL_FILE = "/etc/sysctl.d/60-ipip6.conf"
+MODULES_FILE = "/etc/modules-load.d/ipip6.conf"
+RULES_V4 = "/etc/iptables/rules.v4"
+RULES_V6 = "/etc/iptables/rules.v6"
+
+_env = jinja2.Environment(
+    loader=jinja2.FileSystemLoader(TEMPLATES),
+    undefined=jinja2.StrictUndefined,
+    trim_blocks=True,
+    lstrip_blocks=True,
+    keep_trailing_newline=True,
+    autoescape=False,
+)
+
+
+def _render(template: str, settings: VpsSettings, **extra: object) -> str:
+    text = _env.get_template(template).render(s=settings, header=HEADER, **extra)
+    # Blank-line runs left by conditional blocks are noise in a diff.
+    lines = text.splitlines()
+    out: list[str] = []
+    for line in lines:
+        if line == "" and (not out or out[-1] == ""):
+            continue
+        out.append(line)
+    while out and out[-1] == "":
+        out.pop()
+    return "\n".join(out) + "\n"
+
+
+@dataclass(frozen=True)
+class TunnelUnits:
+    """The systemd-networkd files for one tunnel: path → content, per kind of reload needed."""
+
+    netdev: tuple[str, str]
+    network: tuple[str, str]
+    uplink_dropin: tuple[str, str] | None
+
+    def files(self) -> dict[str, str]:
+        items = [self.netdev, self.network] + ([self.uplink_dropin] if self.uplink_dropin else [])
+        return dict(items)
+
+
+def unit_basename(settings: VpsSettings) -> str:
+    return f"60-ipip6-{settings.tunnel_name}"
+
+
+def render_netdev(settings: VpsSettings) -> str:
+    return _render("ip6tnl.netdev.j2", settings)
+
+
+def render_network(settings: VpsSettings) -> str:
+    return _render("ip6tnl.network.j2", settings)
+
+
+def render_uplink_dropin(settings: VpsSettings) -> str:
+    return _render("uplink-tunnel.conf.j2", settings)
+
+
+def uplink_dropin_path(settings: VpsSettings) -> str:
+    return f"{NETWORKD_DIR}/{settings.network_file_for_dropin}.d/{unit_basename(settings)}.conf"
+
+
+def render_tunnel_units(settings: VpsSettings) -> TunnelUnits:
+    base = f"{NETWORKD_DIR}/{unit_basename(settings)}"
+    dropin = None
+    if settings.tunnel_attach == "netplan-dropin":
+        dropin = (uplink_dropin_path(settings), render_uplink_dropin(settings))
+    return TunnelUnits(
+        netdev=(f"{base}.netdev", render_netdev(settings)),
+        network=(f"{base}.network", render_network(settings)),
+        uplink_dropin=dropin,
+    )
+
+
+def render_sysctl(settings: VpsSettings) -> str:
+    return _render("sysctl.conf.j2", settings, modules_file=Path(MODULES_FILE).name)
+
+
+def render_modules_load(settings: VpsSettings) -> str:
+    return _render("modules-load.conf.j2", settings)
+
+
+def render_rules_v4(settings: VpsSettings) -> str:
+    return _render("rules.v4.j2", settings)
+
+
+def render_rules_v6(settings: VpsSettings) -> str:
+    return _render("rules.v6.j2", settings)

@@ -1,0 +1,256 @@
+"""pyinfra operations for the VPS end: a real Linux host reached over SSH.
+
+Each operation compares what the host has with what the settings render, on the controller,
+changes only what differs, and then does the least that makes the change live. With ``--diff``
+each prints a unified diff of the files it would change before it yields anything, so
+``--dry --diff`` previews exactly.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shlex
+from io import StringIO
+from pathlib import PurePosixPath
+
+from pyinfra import host, logger
+from pyinfra.api import FileUploadCommand, OperationError, StringCommand, operation
+from pyinfra.facts.files import FileContents
+from pyinfra.operations import apt
+from pyinfra.operations.util.files import generate_color_diff
+
+from ipip6.settings import VpsSettings
+from ipip6.vps import render
+from ipip6.vps.facts import DebPackagesAndUfw, ManagedFiles
+
+#: What the VPS needs installed. netfilter-persistent comes with iptables-persistent.
+REQUIRED_PACKAGES = ("iptables", "iptables-persistent", "kmod", "iproute2")
+
+# iptables-persistent asks on install whether to save the current rules: answer "no" up front,
+# the deploy writes the files itself.
+_PRESEED = "\n".join(
+    f"iptables-persistent iptables-persistent/autosave_{family} boolean false"
+    for family in ("v4", "v6")
+)
+
+_OWNED_UNIT_GLOBS = (
+    f"{render.NETWORKD_DIR}/60-ipip6-*",
+    f"{render.NETWORKD_DIR}/*.network.d/60-ipip6-*.conf",
+)
+
+
+def _sha256(content: str) -> str:
+    return hashlib.sha256(content.encode()).hexdigest()
+
+
+def _changed(files: dict[str, str], sums: dict[str, str | None]) -> list[str]:
+    return [path for path, content in files.items() if sums.get(path) != _sha256(content)]
+
+
+def _show_diff(path: str, content: str) -> None:
+    """Print a unified diff of one file, current → desired, when ``--diff`` is on."""
+    if not host.state.config.DIFF:
+        return
+    current = host.get_fact(FileContents, path=path)
+    host.log(f"{'Will create' if current is None else 'Will change'} {path}", logger.info)
+    for line in generate_color_diff(current or [], content.splitlines()):
+        logger.info("  %s", line)
+    logger.info("")
+
+
+def _upload(content: str, dest: str, mode: str = "644") -> list:
+    return [
+        FileUploadCommand(
+            StringIO(content), dest, remote_temp_filename=host.get_temp_filename(dest)
+        ),
+        StringCommand("chmod", mode, shlex.quote(dest)),
+    ]
+
+
+def _wait_for_link(name: str) -> StringCommand:
+    """Wait for networkd to (re)create the tunnel and check the one setting that matters."""
+    quoted = shlex.quote(name)
+    return StringCommand(
+        f"for i in $(seq 1 100); do ip link show dev {quoted} >/dev/null 2>&1 && break; "
+        "sleep 0.1; done; "
+        f"ip -d link show dev {quoted} | grep -q 'encaplimit none' || "
+        f"{{ echo 'tunnel {name} is missing or lacks encaplimit none' >&2; "
+        f"ip -d link show dev {quoted} >&2; exit 1; }}"
+    )
+
+
+@operation()
+def packages(settings: VpsSettings):
+    """
+    Install what the VPS end needs, only when something is missing.
+
+    + settings: the host's validated :class:`~ipip6.settings.VpsSettings`
+
+    ``apt-get update`` runs only when a package is missing, so a host with everything in place
+    (or with no route to a mirror) needs no network. iptables-persistent conflicts with ufw: an
+    active ufw stops the deploy unless ``replace_ufw`` is set.
+
+    **Example:**
+
+    .. code:: python
+
+        vps.packages(settings=load_vps_settings(host.name, host.data.dict()))
+    """
+    state = host.get_fact(DebPackagesAndUfw, packages=list(REQUIRED_PACKAGES))
+    missing = [name for name in REQUIRED_PACKAGES if not state["installed"].get(name)]
+    if not missing:
+        host.noop("packages " + ", ".join(REQUIRED_PACKAGES) + " are installed")
+        return
+
+    if state["ufw_active"] and "iptables-persistent" in missing:
+        if not settings.replace_ufw:
+            raise OperationError(
+                f"{host.name}: ufw is active, and installing iptables-persistent would remove it "
+                "(the packages conflict). Move your ufw rules into firewall_allow_tcp and set "
+                "replace_ufw: true to let this deploy replace ufw, or disable ufw yourself."
+            )
+        yield "ufw --force disable"
+
+    yield StringCommand(f"printf '%s\\n' {shlex.quote(_PRESEED)} | debconf-set-selections")
+    yield from apt.packages._inner(packages=missing, update=True)
+
+
+@operation()
+def tunnel(settings: VpsSettings):
+    """
+    Place the ip6tnl ``.netdev`` and ``.network`` (and the optional netplan drop-in), remove
+    units this project placed under another tunnel name, and make the live link match.
+
+    + settings: the host's validated :class:`~ipip6.settings.VpsSettings`
+
+    networkd never re-creates an existing link from a changed ``.netdev``: when it or the
+    drop-in changed, the link is deleted and systemd-networkd restarted. A changed ``.network``
+    alone is reloaded (``networkctl reload``, systemd 244+; a restart before that).
+
+    **Example:**
+
+    .. code:: python
+
+        vps.tunnel(settings=settings)
+    """
+    units = render.render_tunnel_units(settings)
+    files = units.files()
+    found = host.get_fact(ManagedFiles, paths=list(files), owned_globs=list(_OWNED_UNIT_GLOBS))
+    changed = _changed(files, found["sums"])
+    stale = sorted(set(found["owned"]) - set(files))
+    if not changed and not stale:
+        host.noop(f"tunnel {settings.tunnel_name} units are up to date")
+        return
+
+    for path in changed:
+        _show_diff(path, files[path])
+    for path in stale:
+        host.log(f"Will remove {path} (no longer in the data)", logger.info)
+
+    for path in changed:
+        yield StringCommand("mkdir -p", shlex.quote(str(PurePosixPath(path).parent)))
+        yield from _upload(files[path], path)
+    # Links of removed .netdev files must go too: networkd leaves them behind.
+    old_links = [
+        PurePosixPath(p).stem.removeprefix("60-ipip6-") for p in stale if p.endswith(".netdev")
+    ]
+    if stale:
+        yield StringCommand("rm -f", *(shlex.quote(p) for p in stale))
+
+    name = settings.tunnel_name
+    recreate = (
+        units.netdev[0] in changed
+        or (units.uplink_dropin is not None and units.uplink_dropin[0] in changed)
+        or any(not p.endswith(".network") for p in stale)
+    )
+    if recreate:
+        for link in [name, *old_links]:
+            yield StringCommand(f"ip link del dev {shlex.quote(link)} 2>/dev/null || true")
+        yield "systemctl restart systemd-networkd"
+    else:
+        yield StringCommand(
+            f"if networkctl reload 2>/dev/null; then networkctl reconfigure {shlex.quote(name)}; "
+            "else systemctl restart systemd-networkd; fi"
+        )
+    yield _wait_for_link(name)
+
+
+@operation()
+def sysctls(settings: VpsSettings):
+    """
+    Place the sysctl file and the ``nf_conntrack`` modules-load entry; apply them live when
+    either changed.
+
+    + settings: the host's validated :class:`~ipip6.settings.VpsSettings`
+
+    ``net.netfilter.nf_conntrack_max`` exists only once ``nf_conntrack`` is loaded; at boot
+    systemd-sysctl runs early, so without the modules-load entry the value is silently lost.
+
+    **Example:**
+
+    .. code:: python
+
+        vps.sysctls(settings=settings)
+    """
+    files = {
+        render.SYSCTL_FILE: render.render_sysctl(settings),
+        render.MODULES_FILE: render.render_modules_load(settings),
+    }
+    found = host.get_fact(ManagedFiles, paths=list(files))
+    changed = _changed(files, found["sums"])
+    if not changed:
+        host.noop("sysctl and modules-load files are up to date")
+        return
+    for path in changed:
+        _show_diff(path, files[path])
+    for path in changed:
+        yield from _upload(files[path], path)
+    yield "modprobe nf_conntrack"
+    yield StringCommand("sysctl -q -p", shlex.quote(render.SYSCTL_FILE))
+
+
+@operation()
+def firewall(settings: VpsSettings):
+    """
+    Write ``/etc/iptables/rules.v4`` and ``rules.v6`` and load them, only when they changed.
+
+    + settings: the host's validated :class:`~ipip6.settings.VpsSettings`
+
+    The new rules are uploaded beside the live files and checked with ``iptables-restore
+    --test`` first: a ruleset the kernel rejects changes nothing, neither the files nor the
+    loaded rules. netfilter-persistent loads the files at boot.
+
+    **Example:**
+
+    .. code:: python
+
+        vps.firewall(settings=settings)
+    """
+    rulesets = {
+        render.RULES_V4: ("iptables-restore", render.render_rules_v4(settings)),
+        render.RULES_V6: ("ip6tables-restore", render.render_rules_v6(settings)),
+    }
+    found = host.get_fact(ManagedFiles, paths=list(rulesets))
+    changed = _changed({p: c for p, (_, c) in rulesets.items()}, found["sums"])
+    if not changed:
+        host.noop("iptables rules are up to date")
+        return
+    for path in changed:
+        _show_diff(path, rulesets[path][1])
+
+    candidates = {path: f"{path}.ipip6-new" for path in changed}
+    yield "mkdir -p /etc/iptables"
+    for path, candidate in candidates.items():
+        yield from _upload(rulesets[path][1], candidate, mode="640")
+    checks = " && ".join(
+        f"{rulesets[p][0]} --test < {shlex.quote(c)}" for p, c in candidates.items()
+    )
+    cleanup = " ".join(shlex.quote(c) for c in candidates.values())
+    yield StringCommand(
+        f"{{ {checks}; }} || {{ echo 'the kernel rejected the new rules; nothing was "
+        f"changed' >&2; rm -f {cleanup}; exit 1; }}"
+    )
+    for path, candidate in candidates.items():
+        yield StringCommand("mv -f", shlex.quote(candidate), shlex.quote(path))
+    for path in changed:
+        yield StringCommand(f"{rulesets[path][0]} < {shlex.quote(path)}")
