@@ -1,0 +1,440 @@
+"""A YAMAHA RTX config as data: parse ``show config``, build the owned lines, compare.
+
+Pure functions only (no I/O): the pyinfra fact, operation and connector are thin layers on top.
+
+Vocabulary (NAPALM's): get the running config → compare it with the desired lines → the delta
+holds the commands to commit, a unified diff for review and the commands to roll back.
+
+Ownership is explicit. This deploy owns, by *command head* (the part of a line a new value
+replaces, see :func:`line_key`):
+
+- inside ``tunnel select N``: ``tunnel encapsulation``, every ``tunnel endpoint …`` form,
+  ``ip tunnel mtu``, ``ip tunnel tcp mss limit`` and ``tunnel enable|disable N``;
+- ``ip route default`` when ``rtx_default_route`` is set;
+- ``ipv6 filter F`` when ``rtx_ipv6_filter_number`` is set.
+
+Every other line, including other lines inside the same tunnel block, is never touched; those
+inside the block are reported (:attr:`ConfigDelta.foreign_lines`) because they share the tunnel.
+"""
+
+from __future__ import annotations
+
+import difflib
+import ipaddress
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ipip6.settings import RouterSettings
+
+# The router's default terminal width; output is hard-wrapped after ``width - 1`` characters.
+DEFAULT_CONSOLE_COLUMNS = 80
+
+
+# --------------------------------------------------------------------------------------------
+# Parsing
+
+
+@dataclass(frozen=True)
+class ConfigLine:
+    """One config line (without its indentation) and the lines nested under it."""
+
+    text: str
+    children: tuple[ConfigLine, ...] = ()
+
+    def child(self, key: str) -> ConfigLine | None:
+        """The first child whose :func:`line_key` is ``key``."""
+        for line in self.children:
+            if line_key(line.text) == key:
+                return line
+        return None
+
+
+@dataclass(frozen=True)
+class RouterConfig:
+    """``show config`` as a tree: top-level lines, their indented children, and so on."""
+
+    lines: tuple[ConfigLine, ...] = ()
+
+    @classmethod
+    def parse(cls, text: str, *, wrap_width: int | None = None) -> RouterConfig:
+        """Parse ``show config`` output.
+
+        ``#`` lines (the header, with its ever-changing ``# Reporting Date:``) and blank lines are
+        dropped. A line's parent is the closest line above it with less indentation, so one-space
+        children of ``tunnel select N`` and two-space grandchildren (``ipsec tunnel``) both work.
+        ``wrap_width``: the console width the output was produced with, when it may have been
+        hard-wrapped (see :func:`unwrap_lines`).
+        """
+        physical = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+        if wrap_width:
+            physical = unwrap_lines(physical, wrap_width)
+
+        # Stack of (indent, children list) from the root down to the current parent.
+        root: list[_Node] = []
+        stack: list[tuple[int, list[_Node]]] = [(-1, root)]
+        for raw in physical:
+            line = raw.rstrip()
+            if not line.strip() or line.lstrip().startswith("#"):
+                continue
+            indent = len(line) - len(line.lstrip(" "))
+            while stack[-1][0] >= indent:
+                stack.pop()
+            node = _Node(line.strip())
+            stack[-1][1].append(node)
+            stack.append((indent, node.children))
+        return cls(tuple(n.freeze() for n in root))
+
+    def get(self, key: str) -> ConfigLine | None:
+        """The first top-level line whose :func:`line_key` is ``key``."""
+        for line in self.lines:
+            if line_key(line.text) == key:
+                return line
+        return None
+
+    def block(self, parent: str) -> ConfigLine | None:
+        """The section opened by ``parent`` (e.g. ``tunnel select 1``), if present."""
+        wanted = _normalise_spaces(parent)
+        for line in self.lines:
+            if _normalise_spaces(line.text) == wanted:
+                return line
+        return None
+
+    def render(self) -> str:
+        """Back to ``show config`` layout (one space per level), without the header."""
+        return "\n".join(_render(self.lines, 0))
+
+    def to_json(self) -> list[str]:
+        """For ``pyinfra … fact``: the rendered lines."""
+        return _render(self.lines, 0)
+
+
+@dataclass
+class _Node:
+    text: str
+    children: list[_Node] = field(default_factory=list)
+
+    def freeze(self) -> ConfigLine:
+        return ConfigLine(self.text, tuple(c.freeze() for c in self.children))
+
+
+def _render(lines: Iterable[ConfigLine], depth: int) -> list[str]:
+    out = []
+    for line in lines:
+        out.append(" " * depth + line.text)
+        out.extend(_render(line.children, depth + 1))
+    return out
+
+
+def unwrap_lines(lines: Sequence[str], width: int) -> list[str]:
+    """Undo the console's hard wrap: a physical line of ``width - 1`` or more characters is
+    continued by the next one (the router breaks even mid-token and adds no marker).
+
+    Only call this with the width the output was really produced with; a line that is exactly
+    ``width - 1`` characters long on its own is indistinguishable from a wrapped one, which is
+    why the session raises the console width first and only unwraps at that width.
+    """
+    out: list[str] = []
+    pending = ""
+    for line in lines:
+        line = line.rstrip("\r")
+        if len(line) >= width - 1:
+            pending += line
+            continue
+        out.append(pending + line)
+        pending = ""
+    if pending:
+        out.append(pending)
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# Keys and normalisation
+
+# Command heads whose last word is a number that belongs to the key ("ip filter 200030").
+_NUMBERED_HEADS = (
+    "ip filter",
+    "ipv6 filter",
+    "ip filter dynamic",
+    "ipv6 filter dynamic",
+    "nat descriptor type",
+    "nat descriptor address outer",
+    "nat descriptor address inner",
+    "ipv6 prefix",
+)
+# Multi-word heads whose value follows (longest first when matching).
+_FIXED_HEADS = (
+    "tunnel endpoint local address",
+    "tunnel endpoint remote address",
+    "tunnel endpoint local name",
+    "tunnel endpoint remote name",
+    "tunnel endpoint address",
+    "tunnel endpoint name",
+    "tunnel encapsulation",
+    "ip tunnel tcp mss limit",
+    "ip tunnel mtu",
+    "ip tunnel secure filter in",
+    "ip tunnel secure filter out",
+    "ip tunnel nat descriptor",
+    "ip route default",
+    "console character",
+    "console columns",
+    "console lines",
+    "console prompt",
+)
+_TUNNEL_STATE = re.compile(r"^tunnel (?:enable|disable) (\S+)$")
+_IP_ROUTE = re.compile(r"^(ip(?:v6)? route \S+)")
+
+
+def line_key(line: str) -> str:
+    """The command head of a line: the part a new value replaces.
+
+    ``tunnel endpoint address 2001:db8::1`` → ``tunnel endpoint address``;
+    ``ip route default gateway pp 1`` → ``ip route default``; ``ipv6 filter 10 pass * * 4`` →
+    ``ipv6 filter 10``; ``tunnel enable 1`` and ``tunnel disable 1`` share ``tunnel enable 1``.
+    Unknown lines are their own key (compared as a whole).
+    """
+    text = _normalise_spaces(line)
+    state = _TUNNEL_STATE.match(text)
+    if state:
+        return f"tunnel enable {state.group(1)}"
+    for head in _FIXED_HEADS:
+        if text == head or text.startswith(head + " "):
+            return head
+    for head in sorted(_NUMBERED_HEADS, key=len, reverse=True):
+        if text.startswith(head + " "):
+            words = text.split(" ")
+            n = len(head.split(" "))
+            return " ".join(words[: n + 1])
+    route = _IP_ROUTE.match(text)
+    if route:
+        return route.group(1)
+    return text
+
+
+def normalise_line(line: str) -> str:
+    """Single spaces, and IPv6 addresses/prefixes in their compressed lower-case form (the
+    router may print another form than we send)."""
+    return " ".join(_normalise_token(t) for t in line.split())
+
+
+def _normalise_token(token: str) -> str:
+    if ":" not in token:
+        return token
+    try:
+        if "/" in token:
+            net = ipaddress.ip_network(token, strict=False)
+            if net.version == 6:
+                return net.compressed
+            return token
+        addr = ipaddress.ip_address(token)
+        return addr.compressed if addr.version == 6 else token
+    except ValueError:
+        return token
+
+
+def _normalise_spaces(line: str) -> str:
+    return " ".join(line.split())
+
+
+# --------------------------------------------------------------------------------------------
+# The owned section
+
+
+# Router's own order inside a tunnel block (see rtx-cli.md); used for the rendered section.
+_TUNNEL_ORDER = (
+    "tunnel encapsulation",
+    "tunnel endpoint",
+    "ip tunnel mtu",
+    "ip tunnel secure filter",
+    "ip tunnel nat descriptor",
+    "ip tunnel tcp mss limit",
+    "tunnel enable",
+)
+
+
+@dataclass(frozen=True)
+class OwnedSection:
+    """The lines this deploy owns on one router, as it wants them."""
+
+    tunnel_number: int
+    tunnel_lines: tuple[str, ...]
+    global_lines: tuple[str, ...]
+
+    @property
+    def tunnel_parent(self) -> str:
+        return f"tunnel select {self.tunnel_number}"
+
+    def owns_tunnel_key(self, key: str) -> bool:
+        """Whether a line with this key inside ``tunnel select N`` belongs to this deploy."""
+        return key.startswith(("tunnel encapsulation", "tunnel endpoint")) or key in (
+            "ip tunnel mtu",
+            "ip tunnel tcp mss limit",
+            f"tunnel enable {self.tunnel_number}",
+        )
+
+    @property
+    def global_keys(self) -> tuple[str, ...]:
+        return tuple(line_key(line) for line in self.global_lines)
+
+
+def desired_lines(settings: RouterSettings) -> OwnedSection:
+    """The owned section for one router, from its validated settings."""
+    n = settings.rtx_tunnel_number
+    tunnel = (
+        "tunnel encapsulation ipip",
+        f"tunnel endpoint address {settings.vps_ipv6.compressed}",
+        f"ip tunnel mtu {settings.tunnel_mtu}",
+        "ip tunnel tcp mss limit auto",
+        f"tunnel enable {n}",
+    )
+    globals_: list[str] = []
+    if settings.rtx_ipv6_filter_number is not None:
+        globals_.append(
+            f"ipv6 filter {settings.rtx_ipv6_filter_number} pass "
+            f"{settings.vps_ipv6.compressed} {settings.router_ipv6.compressed} 4"
+        )
+    if settings.rtx_default_route:
+        globals_.append(f"ip route default gateway tunnel {n}")
+    return OwnedSection(tunnel_number=n, tunnel_lines=tunnel, global_lines=tuple(globals_))
+
+
+def _tunnel_rank(key: str) -> int:
+    for i, head in enumerate(_TUNNEL_ORDER):
+        if key.startswith(head):
+            return i
+    return len(_TUNNEL_ORDER)
+
+
+def _running_owned(running: RouterConfig, desired: OwnedSection) -> tuple[list[str], list[str]]:
+    """(owned top-level lines, owned lines in the tunnel block) as they run now."""
+    globals_ = []
+    for key in desired.global_keys:
+        line = running.get(key)
+        if line is not None:
+            globals_.append(line.text)
+    block = running.block(desired.tunnel_parent)
+    tunnel = []
+    if block is not None:
+        tunnel = [c.text for c in block.children if desired.owns_tunnel_key(line_key(c.text))]
+    return globals_, tunnel
+
+
+def render_owned(
+    tunnel_number: int,
+    global_lines: Sequence[str],
+    tunnel_lines: Sequence[str] | None,
+) -> list[str]:
+    """The owned section as ``show config`` would print it: the default route, the tunnel block
+    (``None`` = no block at all), then filters. IPv6 addresses are normalised so that equal
+    values diff as equal."""
+    routes = [normalise_line(x) for x in global_lines if line_key(x) == "ip route default"]
+    others = [normalise_line(x) for x in global_lines if line_key(x) != "ip route default"]
+    out = routes
+    if tunnel_lines is not None:
+        out.append(f"tunnel select {tunnel_number}")
+        ordered = sorted(tunnel_lines, key=lambda line: _tunnel_rank(line_key(line)))
+        out.extend(" " + normalise_line(line) for line in ordered)
+    return out + others
+
+
+# --------------------------------------------------------------------------------------------
+# Comparing
+
+
+@dataclass(frozen=True)
+class ConfigDelta:
+    """What it takes to go from the running config to the desired owned section."""
+
+    commands: tuple[str, ...]
+    """Commands to send, in order (empty: nothing to do)."""
+    diff: str
+    """Unified diff of the owned section, running → desired ('' when equal)."""
+    rollback: tuple[str, ...]
+    """Commands that restore the owned lines as they were before ``commands``."""
+    foreign_lines: tuple[str, ...] = ()
+    """Lines inside the owned tunnel block that this deploy does not own (left alone)."""
+
+    def __bool__(self) -> bool:
+        return bool(self.commands)
+
+
+def _no(key: str) -> str:
+    return f"no {key}"
+
+
+def compare(running: RouterConfig, desired: OwnedSection) -> ConfigDelta:
+    """Compare the running config with the owned section.
+
+    Commands replace their previous value (keyed by :func:`line_key`), so a changed line is just
+    resent; owned lines with no desired counterpart are removed with their ``no`` form. IPv6
+    addresses are compared normalised. Tunnel commands are wrapped in ``tunnel select N`` …
+    ``tunnel select none``; the default route comes last since it moves traffic onto the tunnel.
+    """
+    n = desired.tunnel_number
+    run_globals, run_tunnel = _running_owned(running, desired)
+    block = running.block(desired.tunnel_parent)
+
+    # Top level: filter first (so the tunnel's packets pass), default route last.
+    pre: list[tuple[str, str]] = []  # (command, its undo)
+    post: list[tuple[str, str]] = []
+    for line in desired.global_lines:
+        key = line_key(line)
+        current = running.get(key)
+        if current is not None and normalise_line(current.text) == normalise_line(line):
+            continue
+        undo = current.text if current is not None else _no(key)
+        (post if key == "ip route default" else pre).append((line, undo))
+
+    # Tunnel block.
+    run_by_key = {line_key(text): text for text in run_tunnel}
+    want_by_key = {line_key(text): text for text in desired.tunnel_lines}
+    removals = [_no(key) for key in run_by_key if key not in want_by_key]
+    sets = [
+        text
+        for key, text in want_by_key.items()
+        if key not in run_by_key or normalise_line(run_by_key[key]) != normalise_line(text)
+    ]
+    tunnel_cmds = removals + sets
+    undo_tunnel: list[str] = []
+    # Undo in reverse: take the tunnel down before changing its endpoint back.
+    for key, text in reversed(list(want_by_key.items())):
+        if key in run_by_key:
+            if normalise_line(run_by_key[key]) != normalise_line(text):
+                undo_tunnel.append(run_by_key[key])
+        elif key == f"tunnel enable {n}":
+            undo_tunnel.append(f"tunnel disable {n}")
+        else:
+            undo_tunnel.append(_no(key))
+    undo_tunnel.extend(text for key, text in run_by_key.items() if key not in want_by_key)
+
+    commands = [cmd for cmd, _ in pre]
+    if tunnel_cmds:
+        commands += [desired.tunnel_parent, *tunnel_cmds, "tunnel select none"]
+    commands += [cmd for cmd, _ in post]
+
+    # Undo the default route first: it is what gives the home network its old path back.
+    rollback = [undo for _, undo in post]
+    if undo_tunnel:
+        rollback += [desired.tunnel_parent, *undo_tunnel, "tunnel select none"]
+    rollback += [undo for _, undo in pre]
+
+    foreign = ()
+    if block is not None:
+        foreign = tuple(
+            c.text for c in block.children if not desired.owns_tunnel_key(line_key(c.text))
+        )
+
+    before = render_owned(n, run_globals, run_tunnel if block is not None else None)
+    after = render_owned(n, desired.global_lines, desired.tunnel_lines)
+    diff = "\n".join(
+        difflib.unified_diff(before, after, fromfile="running", tofile="desired", lineterm="")
+    )
+    return ConfigDelta(
+        commands=tuple(commands),
+        diff=diff if commands else "",
+        rollback=tuple(rollback),
+        foreign_lines=foreign,
+    )

@@ -1,0 +1,427 @@
+"""``@rtx`` pyinfra connector: YAMAHA RTX routers over an interactive SSH CLI session.
+
+.. code:: shell
+
+    pyinfra @rtx/192.0.2.1 exec -- show config
+    pyinfra inventory.py fact ipip6.rtx.facts.RunningConfig
+
+Login uses pyinfra's usual ``ssh_user`` / ``ssh_password`` / ``ssh_port`` / ``ssh_hostname``;
+the connector then enters administrator mode with ``rtx_admin_password``. Commands are RTX CLI
+lines, not shell: pyinfra's shell-only arguments (``_sudo``, ``_env``, ``_chdir`` …) and file
+transfers are refused with an error for the host.
+
+Safety rules:
+
+- Host keys are checked against ``known_hosts`` (``rtx_known_hosts_file``, else pyinfra's
+  ``ssh_known_hosts_file``, else ``~/.ssh/known_hosts``). An unknown key is refused unless
+  ``rtx_trust_new_host_key: True`` or ``ssh_strict_host_key_checking: "accept-new"`` is set
+  (pyinfra's SSH connector accepts new keys by default; for a router this one does not).
+  A changed key is always refused.
+- Legacy SSH algorithms (``diffie-hellman-group1-sha1`` kex, ``ssh-rsa`` host keys), which
+  RTX1200/RTX810 need, are disabled for this connection unless ``rtx_legacy_ssh: True``. They
+  are switched per connection (paramiko's ``disabled_algorithms``), never in paramiko's class
+  defaults, so no other SSH connection in the same process is affected.
+- While pyinfra is not executing (``--dry``, fact gathering) only read-only ``show …``
+  commands are sent.
+- Leaving administrator mode answers ``Save new configuration ? (Y/N)`` with ``N``: saving is
+  an explicit ``save`` command (see ``operations.rtx.save``).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from io import IOBase
+from typing import TYPE_CHECKING, Any
+
+import paramiko
+from paramiko.hostkeys import HostKeyEntry
+from pyinfra import logger
+from pyinfra.api.command import StringCommand
+from pyinfra.api.exceptions import ConnectError
+from pyinfra.api.output import echo
+from pyinfra.connectors.base import BaseConnector, DataMeta
+from pyinfra.connectors.util import CommandOutput, OutputLine
+from typing_extensions import TypedDict, Unpack, override
+
+from ipip6.rtx.session import AdministratorLoginError, RTXSession, SessionError
+
+if TYPE_CHECKING:
+    from pyinfra.api.arguments import ConnectorArguments
+    from pyinfra.api.host import Host
+    from pyinfra.api.state import State
+
+# What RTX1200/RTX810 offer and nothing newer; off unless rtx_legacy_ssh.
+LEGACY_ALGORITHMS = {"kex": ["diffie-hellman-group1-sha1"], "keys": ["ssh-rsa"]}
+DEFAULT_COMMAND_TIMEOUT = 30.0
+PTY_WIDTH = 200  # wide, like the console width the session sets
+PTY_HEIGHT = 1000
+_KNOWN_HOSTS_LOCK = threading.Lock()
+
+
+class ConnectorData(TypedDict, total=False):
+    ssh_hostname: str
+    ssh_port: int
+    ssh_user: str
+    ssh_password: str
+    ssh_known_hosts_file: str
+    ssh_strict_host_key_checking: str
+    rtx_admin_password: str
+    rtx_known_hosts_file: str
+    rtx_trust_new_host_key: bool
+    rtx_legacy_ssh: bool
+    rtx_timeout: float
+
+
+connector_data_meta: dict[str, DataMeta] = {
+    "ssh_hostname": DataMeta("Address of the router (default: the inventory name)"),
+    "ssh_port": DataMeta("SSH port", 22),
+    "ssh_user": DataMeta("Login user (`login user NAME PASS` on the router)"),
+    "ssh_password": DataMeta("Login password"),
+    "ssh_known_hosts_file": DataMeta("known_hosts file (default ~/.ssh/known_hosts)"),
+    "ssh_strict_host_key_checking": DataMeta(
+        "'accept-new' trusts an unknown host key (default: refuse it)"
+    ),
+    "rtx_admin_password": DataMeta("Password for `administrator`"),
+    "rtx_known_hosts_file": DataMeta("known_hosts file for routers (overrides the ssh_ one)"),
+    "rtx_trust_new_host_key": DataMeta("Trust and record an unknown host key", False),
+    "rtx_legacy_ssh": DataMeta(
+        "Allow diffie-hellman-group1-sha1 and ssh-rsa (RTX1200, RTX810)", False
+    ),
+    "rtx_timeout": DataMeta("Seconds to wait for the router's prompt", DEFAULT_COMMAND_TIMEOUT),
+}
+
+# pyinfra passes every connector argument with its default; these must stay at the default.
+_SHELL_ONLY_ARGUMENTS = (
+    "_sudo",
+    "_sudo_user",
+    "_use_sudo_login",
+    "_preserve_sudo_env",
+    "_su_user",
+    "_use_su_login",
+    "_preserve_su_env",
+    "_su_shell",
+    "_doas",
+    "_doas_user",
+    "_dzdo",
+    "_dzdo_user",
+    "_chdir",
+    "_env",
+    "_stdin",
+)
+# Session state the connector owns; a deploy sending these would break its bookkeeping.
+_SESSION_COMMANDS = ("administrator", "exit", "quit", "console", "login", "logout")
+
+
+class UnknownHostKeyError(paramiko.SSHException):
+    """The router's host key is not in known_hosts and trusting new keys is off."""
+
+
+class _RefuseUnknownKey(paramiko.MissingHostKeyPolicy):
+    def __init__(self, known_hosts: str):
+        self.known_hosts = known_hosts
+
+    def missing_host_key(self, client, hostname, key):
+        raise UnknownHostKeyError(
+            f"unknown host key for {hostname} ({key.get_name()} "
+            f"{key.fingerprint}) is not in {self.known_hosts}; verify it and add it there, or "
+            "set rtx_trust_new_host_key: True for the first connection"
+        )
+
+
+class _RecordNewKey(paramiko.MissingHostKeyPolicy):
+    def __init__(self, known_hosts: str):
+        self.known_hosts = known_hosts
+
+    def missing_host_key(self, client, hostname, key):
+        line = HostKeyEntry([hostname], key).to_line()
+        with _KNOWN_HOSTS_LOCK:
+            os.makedirs(os.path.dirname(self.known_hosts) or ".", exist_ok=True)
+            with open(self.known_hosts, "a", encoding="utf-8") as handle:
+                handle.write(line)
+        logger.warning(
+            "Trusted new host key for %s (%s %s), added to %s",
+            hostname,
+            key.get_name(),
+            key.fingerprint,
+            self.known_hosts,
+        )
+
+
+def command_text(command: StringCommand | str) -> str:
+    """The CLI text of a command pyinfra hands over (a StringCommand or a plain string)."""
+    if isinstance(command, StringCommand):
+        return command.get_raw_value()
+    return str(command)
+
+
+def is_read_only(line: str) -> bool:
+    """Whether a CLI line only reads (``show …``), so it may run during ``--dry``."""
+    words = line.split()
+    return bool(words) and words[0] == "show"
+
+
+def unsupported_arguments(arguments: dict[str, Any], shell: str | None) -> list[str]:
+    """The shell-only arguments set to something other than their default."""
+    problems = []
+    for key in _SHELL_ONLY_ARGUMENTS:
+        value = arguments.get(key)
+        if value:
+            problems.append(key)
+    executable = arguments.get("_shell_executable")
+    if executable and executable != shell:
+        problems.append("_shell_executable")
+    return problems
+
+
+def _error_output(*lines: str) -> CommandOutput:
+    return CommandOutput([OutputLine("stderr", line) for line in lines])
+
+
+class RTXConnector(BaseConnector):
+    """
+    Drive a YAMAHA RTX router's CLI over SSH (interactive shell, administrator mode).
+
+    .. code:: python
+
+        # inventory.py
+        routers = [
+            ("@rtx/192.0.2.1", {
+                "ssh_user": "admin",
+                "ssh_password": "...",
+                "rtx_admin_password": "...",
+                "rtx_legacy_ssh": True,  # RTX1200 / RTX810
+            }),
+        ]
+    """
+
+    handles_execution = True
+
+    data_cls = ConnectorData
+    data_meta = connector_data_meta
+    data: ConnectorData
+
+    def __init__(self, state: State, host: Host):
+        super().__init__(state, host)
+        self.client: paramiko.SSHClient | None = None
+        self.session: RTXSession | None = None
+
+    @override
+    @staticmethod
+    def make_names_data(name: str):
+        yield f"@rtx/{name}", {"ssh_hostname": name}, ["@rtx"]
+
+    # -- connecting ------------------------------------------------------------------------
+
+    def _address(self) -> tuple[str, int]:
+        return self.data.get("ssh_hostname") or self.host.name, int(self.data.get("ssh_port") or 22)
+
+    def _known_hosts(self) -> str:
+        path = (
+            self.data.get("rtx_known_hosts_file")
+            or self.data.get("ssh_known_hosts_file")
+            or "~/.ssh/known_hosts"
+        )
+        return os.path.expanduser(path)
+
+    def _trust_new_key(self) -> bool:
+        return bool(self.data.get("rtx_trust_new_host_key")) or (
+            self.data.get("ssh_strict_host_key_checking") == "accept-new"
+        )
+
+    @override
+    def connect(self) -> None:
+        hostname, port = self._address()
+        where = f"{hostname}:{port}"
+        user = self.data.get("ssh_user")
+        password = self.data.get("ssh_password")
+        admin_password = self.data.get("rtx_admin_password")
+        missing = [
+            key
+            for key, value in (
+                ("ssh_user", user),
+                ("ssh_password", password),
+                ("rtx_admin_password", admin_password),
+            )
+            if not value
+        ]
+        if missing:
+            raise ConnectError(f"missing host data for the RTX router: {', '.join(missing)}")
+
+        known_hosts = self._known_hosts()
+        client = paramiko.SSHClient()
+        if os.path.exists(known_hosts):
+            try:
+                client.load_host_keys(known_hosts)
+            except (OSError, paramiko.SSHException) as exc:
+                raise ConnectError(f"cannot read known_hosts {known_hosts}: {exc}") from exc
+        policy = _RecordNewKey if self._trust_new_key() else _RefuseUnknownKey
+        client.set_missing_host_key_policy(policy(known_hosts))
+        legacy = bool(self.data.get("rtx_legacy_ssh"))
+        timeout = self.state.config.CONNECT_TIMEOUT
+
+        try:
+            client.connect(
+                hostname,
+                port=port,
+                username=user,
+                password=password,
+                timeout=timeout,
+                banner_timeout=timeout,
+                auth_timeout=timeout,
+                allow_agent=False,
+                look_for_keys=False,
+                disabled_algorithms=None if legacy else LEGACY_ALGORITHMS,
+            )
+        except paramiko.BadHostKeyException as exc:
+            client.close()
+            raise ConnectError(
+                f"host key of {where} CHANGED: got {exc.key.get_name()} "
+                f"{exc.key.fingerprint}, {known_hosts} expects {exc.expected_key.fingerprint}; "
+                "refusing to connect (if the router was replaced, remove the old key with "
+                f"ssh-keygen -R '[{hostname}]:{port}' -f {known_hosts})"
+            ) from exc
+        except UnknownHostKeyError as exc:
+            client.close()
+            raise ConnectError(str(exc)) from exc
+        except paramiko.AuthenticationException as exc:
+            client.close()
+            raise ConnectError(
+                f"SSH login to {where} as {user!r} rejected ({exc}); expected the password "
+                "set with `login user` on the router"
+            ) from exc
+        except paramiko.SSHException as exc:
+            client.close()
+            hint = ""
+            if "incompatible" in str(exc).lower() and not legacy:
+                hint = (
+                    "; old RTX firmware only offers diffie-hellman-group1-sha1 / ssh-rsa: "
+                    "set rtx_legacy_ssh: True for this router"
+                )
+            raise ConnectError(f"SSH negotiation with {where} failed: {exc}{hint}") from exc
+        except (OSError, EOFError) as exc:
+            client.close()
+            raise ConnectError(f"could not connect to {where}: {exc}") from exc
+
+        try:
+            channel = client.invoke_shell(term="vt100", width=PTY_WIDTH, height=PTY_HEIGHT)
+            session = RTXSession(channel, name=self.host.name, timeout=self._timeout())
+            session.start(admin_password)
+        except AdministratorLoginError as exc:
+            client.close()
+            raise ConnectError(str(exc).removeprefix(f"{self.host.name}: ")) from exc
+        except (SessionError, OSError, EOFError, paramiko.SSHException) as exc:
+            client.close()
+            raise ConnectError(f"CLI session on {where} failed to start: {exc}") from exc
+        self.client = client
+        self.session = session
+
+    def _timeout(self, override: float | None = None) -> float:
+        return float(override or self.data.get("rtx_timeout") or DEFAULT_COMMAND_TIMEOUT)
+
+    @override
+    def disconnect(self) -> None:
+        # Never raises: pyinfra's disconnect_all would abort the whole run otherwise.
+        if self.session is not None:
+            self.session.close(save=False)
+            self.session = None
+        if self.client is not None:
+            try:
+                self.client.close()
+            except Exception as exc:  # noqa: BLE001
+                logger.debug("%s: closing SSH client: %s", self.host.name, exc)
+            self.client = None
+
+    # -- commands --------------------------------------------------------------------------
+
+    @override
+    def run_shell_command(
+        self,
+        command: StringCommand,
+        print_output: bool = False,
+        print_input: bool = False,
+        **arguments: Unpack[ConnectorArguments],
+    ) -> tuple[bool, CommandOutput]:
+        """Send CLI lines (one per line of ``command``) in order, stopping at the first line
+        the router rejects. Returns ``(False, output)`` with the error line for device errors;
+        raises ``OSError``/``TimeoutError`` for transport faults."""
+        text = command_text(command)
+        lines = [line.strip() for line in text.splitlines() if line.strip()]
+
+        problems = unsupported_arguments(dict(arguments), self.state.config.SHELL)
+        if problems:
+            return False, _error_output(
+                f"{self.host.name}: {', '.join(problems)} not supported by the @rtx connector: "
+                "commands are RTX CLI lines, not shell (administrator mode is entered by the "
+                "connector; set _sudo etc. only for the VPS hosts)"
+            )
+        for line in lines:
+            if line.split()[0] in _SESSION_COMMANDS:
+                return False, _error_output(
+                    f"{self.host.name}: refusing {line!r}: the connector manages the session "
+                    "(administrator mode, console settings, logging out)"
+                )
+        if not self.state.is_executing:
+            writes = [line for line in lines if not is_read_only(line)]
+            if writes:
+                return False, _error_output(
+                    f"{self.host.name}: refusing {writes[0]!r} while pyinfra is not executing "
+                    "(dry run or fact gathering): only read-only 'show …' commands are sent"
+                )
+
+        if self.session is None:
+            raise ConnectionError(f"{self.host.name}: not connected")
+        timeout = self._timeout(arguments.get("_timeout"))
+        output: list[OutputLine] = []
+        for line in lines:
+            if print_input:
+                echo(f"{self.host.print_prefix}>>> {line}", err=True)
+            if line == "save":
+                result = self.session.save(timeout=timeout)
+            else:
+                result = self.session.run(line, timeout=timeout)
+            for out in result.output.splitlines():
+                output.append(OutputLine("stdout", out))
+                if print_output:
+                    echo(f"{self.host.print_prefix}{out}", err=True)
+            if not result.ok:
+                message = f"{self.host.name}: router rejected {line!r}: {result.error}"
+                output.append(OutputLine("stderr", message))
+                return False, CommandOutput(output)
+        return True, CommandOutput(output)
+
+    @override
+    def put_file(
+        self,
+        filename_or_io: str | IOBase,
+        remote_filename: str,
+        remote_temp_filename: str | None = None,
+        print_output: bool = False,
+        print_input: bool = False,
+        **arguments: Unpack[ConnectorArguments],
+    ) -> bool:
+        logger.error(
+            "%s@rtx connector cannot upload %s: the router is configured with CLI commands "
+            "(use operations.rtx), not files",
+            self.host.print_prefix,
+            remote_filename,
+        )
+        return False
+
+    @override
+    def get_file(
+        self,
+        remote_filename: str,
+        filename_or_io: str | IOBase,
+        remote_temp_filename: str | None = None,
+        print_output: bool = False,
+        print_input: bool = False,
+        **arguments: Unpack[ConnectorArguments],
+    ) -> bool:
+        logger.error(
+            "%s@rtx connector cannot download %s: read the config with the "
+            "ipip6.rtx.facts.RunningConfig fact instead",
+            self.host.print_prefix,
+            remote_filename,
+        )
+        return False

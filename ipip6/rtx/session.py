@@ -1,0 +1,473 @@
+"""One CLI session with a YAMAHA RTX router over an interactive SSH shell.
+
+The router has no exec channel (RTX810), so this drives the shell the way a person at a
+terminal would: send a line ended by CR, read until a prompt is *at the end* of what arrived,
+answer the pager with a space, and treat any ``Error:`` / ``エラー:`` line as a failed command.
+
+The pure helpers at the top (prompt matching, decoding, cleaning terminal output, finding the
+error line) are what the tests exercise without a router; :class:`RTXSession` wires them to a
+channel (anything with ``send``, ``recv`` and ``settimeout``, e.g. a paramiko ``Channel``).
+
+Console settings. ``console lines`` and ``console columns`` are config lines: setting them to
+stop paging and wrapping changes the running config. The session reads them from ``show config``
+first, only changes the ones that differ, and puts back exactly what was there before leaving
+administrator mode and before ``save`` (so they are never written to flash). The language
+(``console character``) is left alone: Japanese messages are decoded and matched instead.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from ipip6.rtx.config import DEFAULT_CONSOLE_COLUMNS, line_key, normalise_line, unwrap_lines
+
+logger = logging.getLogger(__name__)
+
+# Console width the session asks for (what Yamaha's own Ansible collection sets).
+SESSION_COLUMNS = 200
+SESSION_SETTINGS = (
+    ("console lines", "console lines infinity"),
+    ("console columns", f"console columns {SESSION_COLUMNS}"),
+)
+
+# A prompt is the last line of the buffer and ends in "> " or "# ". Anchored at the very end
+# (\Z): a "# " comment line in the middle of `show config` output must never count.
+PROMPT = re.compile(rb"(?:^|\n)([^\n]*[>#] )\Z")
+PASSWORD_PROMPT = re.compile(r"(?:Password|パスワード)\s*[:：]\s*\Z")
+# "Save new configuration ? (Y/N)" / "新しい設定を保存しますか? (Y/N)": read as a single key.
+YES_NO_QUESTION = re.compile(r"\(Y/N\)\s*[:：]?\s*\Z")
+PAGER = re.compile(r"-{2,}\s*(?:more|つづく)\s*-{2,}[ \t]*\Z", re.IGNORECASE)
+PAGER_TEXT = re.compile(r"-{2,}\s*(?:more|つづく)\s*-{2,}", re.IGNORECASE)
+ERROR_LINE = re.compile(r"^(?:Error|エラー)\s*[:：]")
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b[()][A-Za-z0-9]|\x1b[=>]")
+_TAIL = 256  # bytes looked at when matching prompts and questions
+
+
+# --------------------------------------------------------------------------------------------
+# Errors
+
+
+class SessionError(Exception):
+    """The router did not behave as the CLI is documented to (not a transport fault)."""
+
+
+class AdministratorLoginError(SessionError):
+    """``administrator`` did not lead to a ``#`` prompt (e.g. a wrong password)."""
+
+
+class SessionClosedError(ConnectionError):
+    """The router closed the channel (an ``OSError``: a transport fault for pyinfra)."""
+
+
+# --------------------------------------------------------------------------------------------
+# Pure helpers
+
+
+def find_prompt(buffer: bytes) -> str | None:
+    """The prompt at the very end of ``buffer`` (e.g. ``"# "``, ``"tunnel1# "``), or None.
+
+    Works on bytes: ``>``, ``#``, space and newline never occur inside a Shift_JIS or UTF-8
+    multi-byte character, so a partly received Japanese character cannot confuse it.
+    """
+    last_line = buffer.rfind(b"\n")
+    match = PROMPT.search(buffer[last_line:] if last_line >= 0 else buffer)
+    if match is None:
+        return None
+    return decode_output(match.group(1)).lstrip("\r")
+
+
+def decode_output(data: bytes) -> str:
+    """Decode router output without ever failing: UTF-8 (ASCII included), then Shift_JIS
+    (cp932, the router's ``ja.sjis``), then UTF-8 with replacement characters."""
+    for encoding in ("utf-8", "cp932"):
+        try:
+            return data.decode(encoding)
+        except UnicodeDecodeError:
+            pass
+    return data.decode("utf-8", errors="replace")
+
+
+def _tail_text(buffer: bytes) -> str:
+    tail = buffer[-_TAIL:]
+    # The cut may split a multi-byte character; drop what does not decode at the front.
+    for start in range(4):
+        for encoding in ("utf-8", "cp932"):
+            try:
+                return tail[start:].decode(encoding)
+            except UnicodeDecodeError:
+                pass
+    return tail.decode("utf-8", errors="replace")
+
+
+def ends_with_pager(buffer: bytes) -> bool:
+    return PAGER.search(_tail_text(buffer)) is not None
+
+
+def ends_with_password_prompt(buffer: bytes) -> bool:
+    return PASSWORD_PROMPT.search(_tail_text(buffer)) is not None
+
+
+def ends_with_question(buffer: bytes) -> str | None:
+    """The question line when the buffer ends with a ``(Y/N)`` question, else None."""
+    text = _tail_text(buffer)
+    if YES_NO_QUESTION.search(text) is None:
+        return None
+    return clean_output(text).rstrip().rsplit("\n", 1)[-1].strip()
+
+
+def _terminal_line(line: str) -> str:
+    """What a terminal shows for one line: CR returns to column 0, BS steps back one column,
+    later characters overwrite earlier ones (how the router erases its pager prompt)."""
+    cells: list[str] = []
+    column = 0
+    for char in line:
+        if char == "\r":
+            column = 0
+        elif char == "\b":
+            column = max(0, column - 1)
+        else:
+            if column < len(cells):
+                cells[column] = char
+            else:
+                cells.append(char)
+            column += 1
+    return "".join(cells)
+
+
+def clean_output(text: str) -> str:
+    """Terminal output → plain lines: LF line ends, escape sequences, CR/BS overwrites and
+    pager prompts removed. Lines are not stripped (indentation and wrapping matter)."""
+    text = _ANSI.sub("", text.replace("\r\n", "\n"))
+    lines = []
+    for line in text.split("\n"):
+        touched = "\r" in line or "\b" in line or PAGER_TEXT.search(line)
+        if touched:
+            line = PAGER_TEXT.sub("", _terminal_line(line)).rstrip()
+            if not line:
+                continue  # only the pager prompt was on this line
+        lines.append(line)
+    return "\n".join(lines)
+
+
+def strip_echo(text: str, command: str) -> str:
+    """Drop the router's echo of ``command`` from the start of ``text``. The echo may be
+    hard-wrapped (line breaks inside it); anything that is not the echo is kept as is."""
+    i = 0
+    for char in command:
+        while i < len(text) and text[i] in "\r\n" and char not in "\r\n":
+            i += 1
+        if i >= len(text) or text[i] != char:
+            return text
+        i += 1
+    end = text.find("\n", i)
+    return "" if end < 0 else text[end + 1 :]
+
+
+def first_error(text: str) -> str | None:
+    """The first line reporting an error (``Error: …`` / ``エラー: …``), if any."""
+    for line in text.splitlines():
+        if ERROR_LINE.match(line):
+            return line.strip()
+    return None
+
+
+def split_prompt(text: str) -> tuple[str, str]:
+    """(output, prompt line) of a cleaned response that ends with a prompt."""
+    body, _, prompt = text.rpartition("\n")
+    return body, prompt
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    """One command's response. ``output`` has no echo and no prompt."""
+
+    command: str
+    output: str
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+# --------------------------------------------------------------------------------------------
+# The session
+
+
+class Channel(Protocol):
+    def send(self, data: bytes) -> int: ...
+
+    def recv(self, nbytes: int) -> bytes: ...
+
+    def settimeout(self, timeout: float | None) -> None: ...
+
+    def close(self) -> None: ...
+
+
+@dataclass
+class _Response:
+    raw: bytes
+    kind: str  # "prompt", "password" or "question"
+    prompt: str = ""
+    question: str = ""
+
+
+class RTXSession:
+    """A logged-in CLI session. Use :meth:`start` once, :meth:`run` per command, :meth:`save`,
+    and :meth:`close` (which restores the console settings and answers the save question)."""
+
+    def __init__(
+        self,
+        channel: Channel,
+        *,
+        name: str,
+        timeout: float = 30.0,
+        settle: float = 0.3,
+        clock: Callable[[], float] = time.monotonic,
+    ):
+        self.channel = channel
+        self.name = name
+        self.timeout = timeout
+        # A bare "# " prompt looks like the start of a "# " comment line cut off at a packet
+        # boundary; for output that can hold such lines, wait this long for more data.
+        self.settle = settle
+        self._clock = clock
+        self.prompt = ""
+        self.admin_prompt = ""
+        self.columns = DEFAULT_CONSOLE_COLUMNS
+        self._original_columns = DEFAULT_CONSOLE_COLUMNS
+        self._restore: list[str] = []
+        self._broken: str | None = None
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def start(self, admin_password: str) -> None:
+        """Wait for the first prompt, enter administrator mode, set up the console."""
+        response = self._expect("login banner", settle=self.settle)
+        self._take_prompt(response)
+        self.become_administrator(admin_password)
+        self.prepare_console()
+
+    @property
+    def is_administrator(self) -> bool:
+        return self.prompt.endswith("# ")
+
+    def become_administrator(self, password: str) -> None:
+        if self.is_administrator:
+            return
+        self._send_line("administrator")
+        response = self._expect("administrator", accept_password=True)
+        if response.kind == "prompt":
+            self._take_prompt(response)
+            if self.is_administrator:  # no administrator password set
+                self.admin_prompt = self.prompt
+                return
+            text = strip_echo(clean_output(decode_output(response.raw)), "administrator")
+            raise AdministratorLoginError(
+                f"{self.name}: 'administrator' was refused: "
+                f"{first_error(text) or 'no Password: prompt'}"
+            )
+        self._send(password.encode() + b"\r", shown="<administrator password>")
+        response = self._expect("administrator password", accept_password=True)
+        if response.kind == "password":
+            # Asked again: wrong password. Give an empty answer to get back to ">".
+            self._send(b"\r", shown="<empty line>")
+            response = self._expect("administrator password", accept_password=True)
+        if response.kind == "prompt":
+            self._take_prompt(response)
+        if not self.is_administrator:
+            text = clean_output(decode_output(response.raw)).strip()
+            detail = first_error(text) or (text.splitlines() or ["no '#' prompt"])[-1]
+            raise AdministratorLoginError(
+                f"{self.name}: administrator password rejected (expected a '#' prompt after "
+                f"the password, got {detail!r})"
+            )
+        self.admin_prompt = self.prompt
+
+    def prepare_console(self) -> None:
+        """Stop paging and wrapping, changing only what differs; remembered for :meth:`close`."""
+        # Read as-is: paged (answered) and maybe wrapped; console lines are short, so never cut.
+        result = self.run("show config", unwrap=False)
+        if not result.ok:
+            # Without the current values they could not be put back: change nothing.
+            logger.warning(
+                "%s: console left as is, show config failed: %s", self.name, result.error
+            )
+            return
+        current = self._console_settings(result.output)
+        columns = current.get("console columns")
+        if columns:
+            self._original_columns = _columns_value(columns)
+            self.columns = self._original_columns
+        for key, wanted in SESSION_SETTINGS:
+            before = current.get(key)
+            if before is not None and normalise_line(before) == wanted:
+                continue
+            result = self.run(wanted)
+            if not result.ok:
+                # Old firmware may reject a value: paging is answered and wrapping undone anyway.
+                logger.warning("%s: could not set %r: %s", self.name, wanted, result.error)
+                continue
+            self._restore.append(before or f"no {key}")
+            if key == "console columns":
+                self.columns = SESSION_COLUMNS
+
+    def restore_console(self) -> None:
+        """Put back the console settings :meth:`prepare_console` changed (newest first)."""
+        while self._restore:
+            command = self._restore.pop()
+            result = self.run(command)
+            if not result.ok:
+                logger.warning("%s: could not restore %r: %s", self.name, command, result.error)
+        self.columns = self._original_columns
+
+    def close(self, save: bool = False) -> None:
+        """Leave cleanly: restore the console, leave administrator mode answering the save
+        question with ``N`` (``Y`` only if ``save``), log out. Never raises."""
+        try:
+            if self._broken is None and self.is_administrator:
+                self.restore_console()
+                if self.prompt != self.admin_prompt:
+                    self.run("tunnel select none")  # leave any context before "exit"
+                self._send_line("exit")
+                response = self._expect("exit", accept_question=True)
+                if response.kind == "question":
+                    self._send(b"Y" if save else b"N", shown=f"{'Y' if save else 'N'} (one key)")
+                    response = self._expect("exit")
+                self._take_prompt(response)
+            if self._broken is None:
+                self._send_line("exit")
+        except (OSError, SessionError) as exc:
+            logger.debug("%s: error while logging out: %s", self.name, exc)
+        finally:
+            try:
+                self.channel.close()
+            except Exception:  # noqa: BLE001 - closing a dead channel must not mask anything
+                pass
+
+    # -- commands --------------------------------------------------------------------------
+
+    def run(self, command: str, *, timeout: float | None = None, unwrap: bool = True):
+        """Send one command and return its :class:`CommandResult` (``error`` set when the
+        router printed an error line). Transport faults raise ``OSError``/``TimeoutError``."""
+        if "\n" in command or "\r" in command:
+            raise ValueError(f"{self.name}: one command per call, got {command!r}")
+        self._send_line(command)
+        # Only output that can contain arbitrary lines needs the settle delay.
+        settle = self.settle if command.split(" ", 1)[0] == "show" else 0.0
+        response = self._expect(command, timeout=timeout, settle=settle)
+        self._take_prompt(response)
+        text = strip_echo(clean_output(decode_output(response.raw)), command)
+        body, _ = split_prompt("\n" + text)
+        body = body[1:] if body.startswith("\n") else body
+        if unwrap and body:
+            body = "\n".join(unwrap_lines(body.split("\n"), self.columns))
+        return CommandResult(command, body, first_error(body))
+
+    def save(self, *, timeout: float | None = None) -> CommandResult:
+        """``save``, with the console settings put back first so they are not saved."""
+        self.restore_console()
+        return self.run("save", timeout=max(timeout or self.timeout, 60.0))
+
+    # -- plumbing --------------------------------------------------------------------------
+
+    def _console_settings(self, show_config: str) -> dict[str, str]:
+        found = {}
+        for line in show_config.splitlines():
+            if line.startswith("console "):
+                found.setdefault(line_key(line), line.strip())
+        return found
+
+    def _take_prompt(self, response: _Response) -> None:
+        if response.kind == "prompt":
+            self.prompt = response.prompt
+
+    def _send_line(self, line: str) -> None:
+        self._send(line.encode() + b"\r", shown=line)  # CR only: CR LF would be two Enters
+
+    def _send(self, data: bytes, *, shown: str) -> None:
+        if self._broken is not None:
+            raise SessionClosedError(f"{self.name}: session unusable after {self._broken}")
+        logger.debug("%s: send %s", self.name, shown)
+        try:
+            self.channel.send(data)
+        except OSError as exc:
+            self._broken = f"send failed: {exc}"
+            raise SessionClosedError(f"{self.name}: could not send {shown!r}: {exc}") from exc
+
+    def _recv(self, wait: float) -> bytes | None:
+        """Up to one chunk within ``wait`` seconds (None: nothing came)."""
+        self.channel.settimeout(max(wait, 0.001))
+        try:
+            data = self.channel.recv(65536)
+        except TimeoutError:  # socket.timeout is TimeoutError since 3.10
+            return None
+        except OSError as exc:
+            self._broken = f"receive failed: {exc}"
+            raise SessionClosedError(f"{self.name}: connection lost: {exc}") from exc
+        if not data:
+            self._broken = "the router closed the connection"
+            raise SessionClosedError(f"{self.name}: the router closed the connection")
+        return data
+
+    def _expect(
+        self,
+        what: str,
+        *,
+        timeout: float | None = None,
+        settle: float = 0.0,
+        accept_password: bool = False,
+        accept_question: bool = False,
+    ) -> _Response:
+        """Read until a prompt (or an accepted question) ends the buffer; answer the pager."""
+        deadline = self._clock() + (timeout or self.timeout)
+        buffer = b""
+        pager_checked = 0
+        while True:
+            if len(buffer) > pager_checked and ends_with_pager(buffer):
+                self._send(b" ", shown="<space> (pager)")
+                pager_checked = len(buffer)
+            prompt = find_prompt(buffer)
+            if prompt is not None:
+                if settle > 0:
+                    more = self._recv(settle)
+                    if more is not None:
+                        buffer += more
+                        continue
+                return _Response(buffer, "prompt", prompt=prompt)
+            if ends_with_password_prompt(buffer):
+                if accept_password:
+                    return _Response(buffer, "password")
+                self._send(b"\r", shown="<empty line>")  # never type a password unasked
+                raise SessionError(f"{self.name}: unexpected password prompt after {what!r}")
+            question = ends_with_question(buffer)
+            if question is not None:
+                if accept_question:
+                    return _Response(buffer, "question", question=question)
+                # Never agree to something nobody asked for: answer no and report it.
+                self._send(b"N", shown="N (one key)")
+                self._expect(what, timeout=timeout)
+                raise SessionError(f"{self.name}: {what!r} asked {question!r}; answered N")
+            remaining = deadline - self._clock()
+            if remaining <= 0:
+                self._broken = f"a timeout waiting for {what!r}"
+                last = clean_output(decode_output(buffer)).strip().splitlines()[-1:] or [""]
+                raise TimeoutError(
+                    f"{self.name}: no prompt within {timeout or self.timeout:g}s after {what!r} "
+                    f"(last output: {last[0][:80]!r})"
+                )
+            chunk = self._recv(min(remaining, 1.0))
+            if chunk is not None:
+                buffer += chunk
+
+
+def _columns_value(line: str) -> int:
+    try:
+        return int(line.split()[-1])
+    except ValueError:
+        return DEFAULT_CONSOLE_COLUMNS
