@@ -216,8 +216,10 @@ HEADER = "# RTX830 Rev.15.02.30 (Mon Oct 16 2023)\r\n# Reporting Date: Dec 7 15:
 class FakeRouter:
     """Enough RTX behaviour for the session's state machine (not a simulator)."""
 
-    def __init__(self, config_lines=(), admin_password="pw", page=None):
+    def __init__(self, config_lines=(), admin_password="pw", page=None, user_console="refused"):
         self.config = list(config_lines)
+        self.user_console = user_console  # console … at ">": refused, session or stored
+        self.session_console: list[str] = []
         self.admin_password = admin_password
         self.mode = "user"
         self.dirty = False
@@ -268,6 +270,11 @@ class FakeRouter:
             self.saved = list(self.config)
             self.dirty = False
             ch.out("Saving ... CONFIG0 Done .\r\n" + self.prompt())
+        elif self.mode == "user" and words[0] == "console" and self.user_console != "refused":
+            if self.user_console == "stored":
+                self.store(line)
+            self.session_console.append(line)
+            ch.out(self.prompt())
         elif self.mode != "admin":
             ch.out("Error: Administrator use only\r\n" + self.prompt())
         elif words[0] == "bogus":
@@ -278,14 +285,18 @@ class FakeRouter:
             self.dirty = True
             ch.out(self.prompt())
         else:
-            head = " ".join(words[:2])
-            self.config = [c for c in self.config if not c.startswith(head)] + [line]
-            self.dirty = True
+            self.store(line)
             ch.out(self.prompt())
+
+    def store(self, line: str) -> None:
+        head = " ".join(line.split()[:2])
+        self.config = [c for c in self.config if not c.startswith(head)] + [line]
+        self.dirty = True
 
     def show_config(self, ch: ScriptedChannel) -> None:
         lines = HEADER.split("\r\n")[:-1] + self.config
-        paged = self.page and not any(c == "console lines infinity" for c in self.config)
+        settings = self.config + self.session_console
+        paged = self.page and "console lines infinity" not in settings
         if not paged:
             ch.out("".join(line + "\r\n" for line in lines) + self.prompt())
             return
@@ -329,6 +340,29 @@ def test_start_sets_console_and_close_restores_it():
     assert b"N" in router.channel.sent
     assert router.saved is None
     assert "pw" not in " ".join(router.channel.lines[:1])
+
+
+def test_console_set_for_the_session_only_leaves_config_alone():
+    config = ["console character ja.utf8", "ip lan1 address x"]
+    router = FakeRouter(config, page=1, user_console="session")
+    session = started(router)
+    assert router.session_console == ["console lines infinity", "console columns 200"]
+    assert router.config == config and not router.dirty
+    assert session.columns == 200
+    session.close()
+    assert router.config == config and not router.dirty
+    assert b"N" not in router.channel.sent  # no save question: nothing changed
+
+
+def test_console_stored_at_user_level_is_put_back():
+    config = ["console columns 120", "ip lan1 address x"]
+    router = FakeRouter(config, user_console="stored")
+    session = started(router)
+    assert "console lines infinity" in router.config
+    session.close()
+    assert sorted(router.config) == sorted(config)
+    assert "no console lines" in router.channel.lines
+    assert "console columns 120" in router.channel.lines
 
 
 def test_console_already_set_is_not_touched():

@@ -30,6 +30,7 @@ Safety rules:
 from __future__ import annotations
 
 import os
+import socket
 import threading
 from io import IOBase
 from typing import TYPE_CHECKING, Any
@@ -109,43 +110,32 @@ _SHELL_ONLY_ARGUMENTS = (
     "_env",
     "_stdin",
 )
+# Never part of an RTX command line; typical of the shell pyinfra's own facts generate.
+_SHELL_TOKENS = (" || ", " && ", "$(", "`", " 2>", "/dev/null")
 # Session state the connector owns; a deploy sending these would break its bookkeeping.
 _SESSION_COMMANDS = ("administrator", "exit", "quit", "console", "login", "logout")
 
 
-class UnknownHostKeyError(paramiko.SSHException):
-    """The router's host key is not in known_hosts and trusting new keys is off."""
-
-
-class _RefuseUnknownKey(paramiko.MissingHostKeyPolicy):
-    def __init__(self, known_hosts: str):
-        self.known_hosts = known_hosts
-
-    def missing_host_key(self, client, hostname, key):
-        raise UnknownHostKeyError(
-            f"unknown host key for {hostname} ({key.get_name()} "
-            f"{key.fingerprint}) is not in {self.known_hosts}; verify it and add it there, or "
-            "set rtx_trust_new_host_key: True for the first connection"
+def _unknown_host_key(known_hosts: str, name: str, key: paramiko.PKey, trust: bool) -> None:
+    """A key not in known_hosts: refuse it, or (only when asked to) record and trust it."""
+    if not trust:
+        raise ConnectError(
+            f"unknown host key for {name} ({key.get_name()} {key.fingerprint}) is not in "
+            f"{known_hosts}; verify it and add it there, or set rtx_trust_new_host_key: True "
+            "for the first connection"
         )
-
-
-class _RecordNewKey(paramiko.MissingHostKeyPolicy):
-    def __init__(self, known_hosts: str):
-        self.known_hosts = known_hosts
-
-    def missing_host_key(self, client, hostname, key):
-        line = HostKeyEntry([hostname], key).to_line()
-        with _KNOWN_HOSTS_LOCK:
-            os.makedirs(os.path.dirname(self.known_hosts) or ".", exist_ok=True)
-            with open(self.known_hosts, "a", encoding="utf-8") as handle:
-                handle.write(line)
-        logger.warning(
-            "Trusted new host key for %s (%s %s), added to %s",
-            hostname,
-            key.get_name(),
-            key.fingerprint,
-            self.known_hosts,
-        )
+    line = HostKeyEntry([name], key).to_line()
+    with _KNOWN_HOSTS_LOCK:
+        os.makedirs(os.path.dirname(known_hosts) or ".", exist_ok=True)
+        with open(known_hosts, "a", encoding="utf-8") as handle:
+            handle.write(line)
+    logger.warning(
+        "Trusted new host key for %s (%s %s), added to %s",
+        name,
+        key.get_name(),
+        key.fingerprint,
+        known_hosts,
+    )
 
 
 def command_text(command: StringCommand | str) -> str:
@@ -172,6 +162,91 @@ def unsupported_arguments(arguments: dict[str, Any], shell: str | None) -> list[
     if executable and executable != shell:
         problems.append("_shell_executable")
     return problems
+
+
+# Host key algorithm → the key type a known_hosts line names.
+def _key_type(algorithm: str) -> str:
+    return "ssh-rsa" if algorithm in ("rsa-sha2-512", "rsa-sha2-256") else algorithm
+
+
+def _known_keys(known_hosts: str) -> paramiko.HostKeys:
+    keys = paramiko.HostKeys()
+    if os.path.exists(known_hosts):
+        try:
+            keys.load(known_hosts)
+        except (OSError, paramiko.SSHException, ValueError) as exc:
+            raise ConnectError(f"cannot read known_hosts {known_hosts}: {exc}") from exc
+    return keys
+
+
+def open_ssh(
+    hostname: str,
+    port: int,
+    *,
+    user: str,
+    password: str,
+    known_hosts: str,
+    trust_new_key: bool = False,
+    legacy: bool = False,
+    timeout: float = 10,
+) -> paramiko.Transport:
+    """An authenticated SSH transport to a router, host key checked. Raises ``ConnectError``.
+
+    Algorithms are set on this one transport only, never in paramiko's class defaults: without
+    ``legacy`` the ``diffie-hellman-group1-sha1`` kex and ``ssh-rsa`` (SHA-1) signatures are
+    disabled; with it they stay where paramiko puts them, last in each preference list. Host
+    key algorithms matching a key already in known_hosts go first, modern before legacy.
+    """
+    where = f"{hostname}:{port}"
+    known_name = hostname if port == 22 else f"[{hostname}]:{port}"
+    known = _known_keys(known_hosts).lookup(known_name)
+    try:
+        sock = socket.create_connection((hostname, port), timeout=timeout)
+    except OSError as exc:
+        raise ConnectError(f"could not connect to {where}: {exc}") from exc
+    transport = paramiko.Transport(sock, disabled_algorithms=None if legacy else LEGACY_ALGORITHMS)
+    try:
+        transport.banner_timeout = timeout
+        transport.auth_timeout = timeout
+        if known:
+            options = transport.get_security_options()
+            first = [a for a in options.key_types if _key_type(a) in known]
+            options.key_types = first + [a for a in options.key_types if a not in first]
+        transport.start_client(timeout=timeout)
+        key = transport.get_remote_server_key()
+        if not known:
+            _unknown_host_key(known_hosts, known_name, key, trust_new_key)
+        elif known.get(key.get_name()) != key:
+            expected = known.get(key.get_name()) or next(iter(known.values()))
+            raise ConnectError(
+                f"host key of {where} CHANGED: got {key.get_name()} {key.fingerprint}, "
+                f"{known_hosts} expects {expected.get_name()} {expected.fingerprint}; refusing "
+                "to connect (if the router was replaced, remove the old key with "
+                f"ssh-keygen -R '{known_name}' -f {known_hosts})"
+            )
+        transport.auth_password(user, password)
+    except ConnectError:
+        transport.close()
+        raise
+    except paramiko.AuthenticationException as exc:
+        transport.close()
+        raise ConnectError(
+            f"SSH login to {where} as {user!r} rejected ({exc}); expected the password "
+            "set with `login user` on the router"
+        ) from exc
+    except paramiko.SSHException as exc:
+        transport.close()
+        hint = ""
+        if "incompatible" in str(exc).lower() and not legacy:
+            hint = (
+                "; old RTX firmware only offers diffie-hellman-group1-sha1 / ssh-rsa: "
+                "set rtx_legacy_ssh: True for this router"
+            )
+        raise ConnectError(f"SSH negotiation with {where} failed: {exc}{hint}") from exc
+    except (OSError, EOFError) as exc:
+        transport.close()
+        raise ConnectError(f"SSH connection to {where} failed: {exc}") from exc
+    return transport
 
 
 def _error_output(*lines: str) -> CommandOutput:
@@ -203,7 +278,7 @@ class RTXConnector(BaseConnector):
 
     def __init__(self, state: State, host: Host):
         super().__init__(state, host)
-        self.client: paramiko.SSHClient | None = None
+        self.transport: paramiko.Transport | None = None
         self.session: RTXSession | None = None
 
     @override
@@ -248,72 +323,30 @@ class RTXConnector(BaseConnector):
         if missing:
             raise ConnectError(f"missing host data for the RTX router: {', '.join(missing)}")
 
-        known_hosts = self._known_hosts()
-        client = paramiko.SSHClient()
-        if os.path.exists(known_hosts):
-            try:
-                client.load_host_keys(known_hosts)
-            except (OSError, paramiko.SSHException) as exc:
-                raise ConnectError(f"cannot read known_hosts {known_hosts}: {exc}") from exc
-        policy = _RecordNewKey if self._trust_new_key() else _RefuseUnknownKey
-        client.set_missing_host_key_policy(policy(known_hosts))
-        legacy = bool(self.data.get("rtx_legacy_ssh"))
-        timeout = self.state.config.CONNECT_TIMEOUT
-
+        transport = open_ssh(
+            hostname,
+            port,
+            user=user,
+            password=password,
+            known_hosts=self._known_hosts(),
+            trust_new_key=self._trust_new_key(),
+            legacy=bool(self.data.get("rtx_legacy_ssh")),
+            timeout=self.state.config.CONNECT_TIMEOUT,
+        )
         try:
-            client.connect(
-                hostname,
-                port=port,
-                username=user,
-                password=password,
-                timeout=timeout,
-                banner_timeout=timeout,
-                auth_timeout=timeout,
-                allow_agent=False,
-                look_for_keys=False,
-                disabled_algorithms=None if legacy else LEGACY_ALGORITHMS,
-            )
-        except paramiko.BadHostKeyException as exc:
-            client.close()
-            raise ConnectError(
-                f"host key of {where} CHANGED: got {exc.key.get_name()} "
-                f"{exc.key.fingerprint}, {known_hosts} expects {exc.expected_key.fingerprint}; "
-                "refusing to connect (if the router was replaced, remove the old key with "
-                f"ssh-keygen -R '[{hostname}]:{port}' -f {known_hosts})"
-            ) from exc
-        except UnknownHostKeyError as exc:
-            client.close()
-            raise ConnectError(str(exc)) from exc
-        except paramiko.AuthenticationException as exc:
-            client.close()
-            raise ConnectError(
-                f"SSH login to {where} as {user!r} rejected ({exc}); expected the password "
-                "set with `login user` on the router"
-            ) from exc
-        except paramiko.SSHException as exc:
-            client.close()
-            hint = ""
-            if "incompatible" in str(exc).lower() and not legacy:
-                hint = (
-                    "; old RTX firmware only offers diffie-hellman-group1-sha1 / ssh-rsa: "
-                    "set rtx_legacy_ssh: True for this router"
-                )
-            raise ConnectError(f"SSH negotiation with {where} failed: {exc}{hint}") from exc
-        except (OSError, EOFError) as exc:
-            client.close()
-            raise ConnectError(f"could not connect to {where}: {exc}") from exc
-
-        try:
-            channel = client.invoke_shell(term="vt100", width=PTY_WIDTH, height=PTY_HEIGHT)
+            # A shell, never exec: RTX810 has no exec channel.
+            channel = transport.open_session(timeout=self.state.config.CONNECT_TIMEOUT)
+            channel.get_pty(term="vt100", width=PTY_WIDTH, height=PTY_HEIGHT)
+            channel.invoke_shell()
             session = RTXSession(channel, name=self.host.name, timeout=self._timeout())
             session.start(admin_password)
         except AdministratorLoginError as exc:
-            client.close()
+            transport.close()
             raise ConnectError(str(exc).removeprefix(f"{self.host.name}: ")) from exc
         except (SessionError, OSError, EOFError, paramiko.SSHException) as exc:
-            client.close()
+            transport.close()
             raise ConnectError(f"CLI session on {where} failed to start: {exc}") from exc
-        self.client = client
+        self.transport = transport
         self.session = session
 
     def _timeout(self, override: float | None = None) -> float:
@@ -325,12 +358,12 @@ class RTXConnector(BaseConnector):
         if self.session is not None:
             self.session.close(save=False)
             self.session = None
-        if self.client is not None:
+        if self.transport is not None:
             try:
-                self.client.close()
+                self.transport.close()
             except Exception as exc:  # noqa: BLE001
-                logger.debug("%s: closing SSH client: %s", self.host.name, exc)
-            self.client = None
+                logger.debug("%s: closing SSH transport: %s", self.host.name, exc)
+            self.transport = None
 
     # -- commands --------------------------------------------------------------------------
 
@@ -345,32 +378,15 @@ class RTXConnector(BaseConnector):
         """Send CLI lines (one per line of ``command``) in order, stopping at the first line
         the router rejects. Returns ``(False, output)`` with the error line for device errors;
         raises ``OSError``/``TimeoutError`` for transport faults."""
-        text = command_text(command)
-        lines = [line.strip() for line in text.splitlines() if line.strip()]
-
-        problems = unsupported_arguments(dict(arguments), self.state.config.SHELL)
-        if problems:
-            return False, _error_output(
-                f"{self.host.name}: {', '.join(problems)} not supported by the @rtx connector: "
-                "commands are RTX CLI lines, not shell (administrator mode is entered by the "
-                "connector; set _sudo etc. only for the VPS hosts)"
-            )
-        for line in lines:
-            if line.split()[0] in _SESSION_COMMANDS:
-                return False, _error_output(
-                    f"{self.host.name}: refusing {line!r}: the connector manages the session "
-                    "(administrator mode, console settings, logging out)"
-                )
-        if not self.state.is_executing:
-            writes = [line for line in lines if not is_read_only(line)]
-            if writes:
-                return False, _error_output(
-                    f"{self.host.name}: refusing {writes[0]!r} while pyinfra is not executing "
-                    "(dry run or fact gathering): only read-only 'show …' commands are sent"
-                )
-
+        lines = [line.strip() for line in command_text(command).splitlines() if line.strip()]
+        refusal = self._refusal(lines, dict(arguments))
+        if refusal:
+            if print_output:
+                echo(f"{self.host.print_prefix}{refusal}", err=True)
+            return False, _error_output(refusal)
         if self.session is None:
             raise ConnectionError(f"{self.host.name}: not connected")
+
         timeout = self._timeout(arguments.get("_timeout"))
         output: list[OutputLine] = []
         for line in lines:
@@ -385,10 +401,42 @@ class RTXConnector(BaseConnector):
                 if print_output:
                     echo(f"{self.host.print_prefix}{out}", err=True)
             if not result.ok:
-                message = f"{self.host.name}: router rejected {line!r}: {result.error}"
+                # Stop here: nothing after a rejected line is sent.
+                message = f"router rejected {line!r}: {result.error}"
+                if print_output:
+                    echo(f"{self.host.print_prefix}{message}", err=True)
                 output.append(OutputLine("stderr", message))
                 return False, CommandOutput(output)
         return True, CommandOutput(output)
+
+    def _refusal(self, lines: list[str], arguments: dict[str, Any]) -> str | None:
+        """Why these lines must not be sent at all, if so."""
+        problems = unsupported_arguments(arguments, self.state.config.SHELL)
+        if problems:
+            return (
+                f"{', '.join(problems)} not supported by the @rtx connector: commands are RTX "
+                "CLI lines, not shell (the connector enters administrator mode itself; set "
+                "_sudo and the like only for the VPS hosts)"
+            )
+        for line in lines:
+            if not line[0].isalpha() or any(token in line for token in _SHELL_TOKENS):
+                return (
+                    f"refusing {line!r}: that is POSIX shell (a built-in pyinfra fact or "
+                    "operation?), not an RTX CLI line"
+                )
+            if line.split()[0] in _SESSION_COMMANDS:
+                return (
+                    f"refusing {line!r}: the @rtx connector manages the session "
+                    "(administrator mode, console settings, logging out)"
+                )
+        if not self.state.is_executing:
+            writes = [line for line in lines if not is_read_only(line)]
+            if writes:
+                return (
+                    f"refusing {writes[0]!r} while pyinfra is not executing (dry run or fact "
+                    "gathering): only read-only 'show …' commands are sent"
+                )
+        return None
 
     @override
     def put_file(

@@ -8,11 +8,15 @@ The pure helpers at the top (prompt matching, decoding, cleaning terminal output
 error line) are what the tests exercise without a router; :class:`RTXSession` wires them to a
 channel (anything with ``send``, ``recv`` and ``settimeout``, e.g. a paramiko ``Channel``).
 
-Console settings. ``console lines`` and ``console columns`` are config lines: setting them to
-stop paging and wrapping changes the running config. The session reads them from ``show config``
-first, only changes the ones that differ, and puts back exactly what was there before leaving
-administrator mode and before ``save`` (so they are never written to flash). The language
-(``console character``) is left alone: Japanese messages are decoded and matched instead.
+Console settings. ``console lines infinity`` and ``console columns 200`` stop paging and
+wrapping. At ``#`` they are config lines (changing the running config, maybe marking it
+unsaved), so the session sets them at ``>``, before ``administrator``, where they can apply to
+the session only (unconfirmed for real firmware); it reads ``show config`` before and after to
+check that. Only if the router refuses them at ``>``, or they did not last, or they turn out to
+have been stored, does the session change the config, and then it puts back exactly the
+previous lines before ``save`` and before leaving administrator mode (so they are never written
+to flash). The language (``console character``) is left alone: Japanese messages are decoded
+and matched instead.
 """
 
 from __future__ import annotations
@@ -241,17 +245,21 @@ class RTXSession:
         self.admin_prompt = ""
         self.columns = DEFAULT_CONSOLE_COLUMNS
         self._original_columns = DEFAULT_CONSOLE_COLUMNS
-        self._restore: list[str] = []
+        self._before: dict[str, str] | None = None  # console lines as first read
+        self._session_set: set[str] = set()  # console settings accepted at ">"
+        self._restore: list[str] = []  # config lines to put back, in order of change
+        self.pages_answered = 0
         self._broken: str | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
 
     def start(self, admin_password: str) -> None:
-        """Wait for the first prompt, enter administrator mode, set up the console."""
+        """Wait for the first prompt, set up the console, enter administrator mode."""
         response = self._expect("login banner", settle=self.settle)
         self._take_prompt(response)
-        self.become_administrator(admin_password)
         self.prepare_console()
+        self.become_administrator(admin_password)
+        self.verify_console()
 
     @property
     def is_administrator(self) -> bool:
@@ -290,41 +298,77 @@ class RTXSession:
         self.admin_prompt = self.prompt
 
     def prepare_console(self) -> None:
-        """Stop paging and wrapping, changing only what differs; remembered for :meth:`close`."""
-        # Read as-is: paged (answered) and maybe wrapped; console lines are short, so never cut.
+        """At ``>``: stop paging and wrapping for this session, remembering the values first.
+
+        Run before ``administrator``: at ``>`` the console commands are meant for the session,
+        not the config. :meth:`verify_console` then checks that at ``#``.
+        """
+        # Read as-is: paged (answered) and maybe wrapped; console lines are short, never cut.
         result = self.run("show config", unwrap=False)
-        if not result.ok:
-            # Without the current values they could not be put back: change nothing.
-            logger.warning(
-                "%s: console left as is, show config failed: %s", self.name, result.error
-            )
-            return
-        current = self._console_settings(result.output)
-        columns = current.get("console columns")
-        if columns:
-            self._original_columns = _columns_value(columns)
+        if result.ok:
+            self._before = self._console_settings(result.output)
+            self._original_columns = _columns_value(self._before.get("console columns"))
             self.columns = self._original_columns
         for key, wanted in SESSION_SETTINGS:
-            before = current.get(key)
-            if before is not None and normalise_line(before) == wanted:
+            if self._before is not None and self._before.get(key) == wanted:
                 continue
-            result = self.run(wanted)
-            if not result.ok:
-                # Old firmware may reject a value: paging is answered and wrapping undone anyway.
-                logger.warning("%s: could not set %r: %s", self.name, wanted, result.error)
+            if self.run(wanted).ok:
+                self._session_set.add(key)
+                if key == "console columns":
+                    self.columns = SESSION_COLUMNS
+
+    def verify_console(self) -> None:
+        """At ``#``: make sure paging and wrapping are off without leaving the config changed.
+
+        - A setting made at ``>`` that shows up in the config was stored: put back at close.
+        - A setting refused at ``>``, or one that did not survive ``administrator`` (the pager
+          still answered), is set as config now and put back at close.
+        """
+        pages = self.pages_answered
+        result = self.run("show config", unwrap=False)
+        if not result.ok:
+            # Without the current values nothing could be put back: change nothing.
+            logger.warning("%s: console left as is: show config: %s", self.name, result.error)
+            return
+        now = self._console_settings(result.output)
+        if self._before is None:
+            self._original_columns = _columns_value(now.get("console columns"))
+        paging_still_on = self.pages_answered > pages
+        for key, wanted in SESSION_SETTINGS:
+            current = now.get(key)
+            if key in self._session_set and not paging_still_on:
+                stored = current is not None and normalise_line(current) == wanted
+                if stored and self._before is not None and self._before.get(key) != current:
+                    self._restore.append(self._before.get(key) or f"no {key}")
+                elif stored and self._before is None:
+                    logger.warning(
+                        "%s: %r is in the config; cannot tell whether this session put it "
+                        "there (show config needs administrator), leaving it",
+                        self.name,
+                        wanted,
+                    )
                 continue
-            self._restore.append(before or f"no {key}")
+            if current is not None and normalise_line(current) == wanted:
+                continue
+            set_now = self.run(wanted)
+            if not set_now.ok:
+                # Old firmware may reject a value: paging is answered, wrapping undone anyway.
+                logger.warning("%s: could not set %r: %s", self.name, wanted, set_now.error)
+                continue
+            self._restore.append(current or f"no {key}")
             if key == "console columns":
                 self.columns = SESSION_COLUMNS
 
     def restore_console(self) -> None:
-        """Put back the console settings :meth:`prepare_console` changed (newest first)."""
+        """Put back the console config lines the session changed (newest first)."""
+        restored_columns = any("console columns" in command for command in self._restore)
         while self._restore:
             command = self._restore.pop()
             result = self.run(command)
             if not result.ok:
                 logger.warning("%s: could not restore %r: %s", self.name, command, result.error)
-        self.columns = self._original_columns
+        if restored_columns:
+            self.columns = self._original_columns
 
     def close(self, save: bool = False) -> None:
         """Leave cleanly: restore the console, leave administrator mode answering the save
@@ -432,6 +476,7 @@ class RTXSession:
             if len(buffer) > pager_checked and ends_with_pager(buffer):
                 self._send(b" ", shown="<space> (pager)")
                 pager_checked = len(buffer)
+                self.pages_answered += 1
             prompt = find_prompt(buffer)
             if prompt is not None:
                 if settle > 0:
@@ -466,8 +511,8 @@ class RTXSession:
                 buffer += chunk
 
 
-def _columns_value(line: str) -> int:
+def _columns_value(line: str | None) -> int:
     try:
-        return int(line.split()[-1])
+        return int(line.split()[-1]) if line else DEFAULT_CONSOLE_COLUMNS
     except ValueError:
         return DEFAULT_CONSOLE_COLUMNS
