@@ -267,6 +267,18 @@ def test_tunnel_present_with_another_endpoint(sims, tmp_path):
     assert_clean(sim)
 
 
+def test_router_printing_another_ipv6_form_is_not_a_change(sims, tmp_path):
+    expanded = "2001:0DB8:0100:0000:0000:0000:0000:0010"
+    config = (CONFIGS / "factory.txt").read_text() + "\n".join(OURS).replace(VPS, expanded)
+    sim = sims(config)
+    assert expanded in sim.running_config_text
+    run = pyinfra(tmp_path, [router("home", sim)], known=[sim])
+    assert run.returncode == 0
+    assert run.op("Tunnel to the VPS")["no_change"] == ["@rtx/home"]
+    assert writes(sim) == []
+    assert_clean(sim)
+
+
 @pytest.mark.parametrize(
     "variant",
     [
@@ -369,11 +381,20 @@ def test_failure_on_one_router_does_not_stop_the_other(sims, tmp_path, fault):
         assert host_key_line(bad) not in (tmp_path / "known_hosts").read_text()
 
 
-def test_new_host_key_is_trusted_only_when_asked(sims, tmp_path):
+@pytest.mark.parametrize(
+    "setting",
+    [{"rtx_trust_new_host_key": True}, {"ssh_strict_host_key_checking": "accept-new"}],
+    ids=["rtx_trust_new_host_key", "accept-new"],
+)
+def test_new_host_key_is_trusted_only_when_asked(sims, tmp_path, setting):
     sim = sims("factory.txt")
-    run = pyinfra(tmp_path, [router("home", sim, rtx_trust_new_host_key=True)], known=[])
+    run = pyinfra(tmp_path, [router("home", sim, **setting)], known=[])
     assert run.returncode == 0
     assert host_key_line(sim) in (tmp_path / "known_hosts").read_text()
+    # Recorded: the next run checks against it.
+    again = pyinfra(tmp_path, [router("home", sim)], known=None)
+    assert again.returncode == 0
+    assert "Trusted new host key" not in again.output
 
 
 # -- SSH algorithms --------------------------------------------------------------------------
@@ -630,4 +651,5 @@ def test_two_routers_are_driven_in_parallel(sims, tmp_path):
         proxy.close()
     assert single.returncode == 0
     # Serial would take about twice as long as one router.
+    print(f"two routers: {elapsed:.1f}s, one router: {one:.1f}s")
     assert elapsed < one * 1.5, (elapsed, one)

@@ -17,10 +17,14 @@ Safety rules:
   ``rtx_trust_new_host_key: True`` or ``ssh_strict_host_key_checking: "accept-new"`` is set
   (pyinfra's SSH connector accepts new keys by default; for a router this one does not).
   A changed key is always refused.
-- Legacy SSH algorithms (``diffie-hellman-group1-sha1`` kex, ``ssh-rsa`` host keys), which
-  RTX1200/RTX810 need, are disabled for this connection unless ``rtx_legacy_ssh: True``. They
-  are switched per connection (paramiko's ``disabled_algorithms``), never in paramiko's class
-  defaults, so no other SSH connection in the same process is affected.
+- Legacy SSH algorithms (``diffie-hellman-group1-sha1`` kex, ``ssh-rsa`` SHA-1 signatures),
+  which RTX1200/RTX810 need, are disabled for this connection unless ``rtx_legacy_ssh: True``;
+  even then they stay last in the preference lists. This is set on the connection's own
+  paramiko ``Transport`` (``disabled_algorithms``, its security options), never in paramiko's
+  class defaults, so no other SSH connection in the process is affected.
+- Password authentication only (``ssh_password``), as RTX1200/RTX810 offer nothing else.
+- ``rtx_timeout`` (seconds, default 30) bounds the wait for each prompt; pyinfra's
+  ``_timeout`` overrides it per operation.
 - While pyinfra is not executing (``--dry``, fact gathering) only read-only ``show …``
   commands are sent.
 - Leaving administrator mode answers ``Save new configuration ? (Y/N)`` with ``N``: saving is

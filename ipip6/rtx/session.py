@@ -396,7 +396,9 @@ class RTXSession:
 
     # -- commands --------------------------------------------------------------------------
 
-    def run(self, command: str, *, timeout: float | None = None, unwrap: bool = True):
+    def run(
+        self, command: str, *, timeout: float | None = None, unwrap: bool = True
+    ) -> CommandResult:
         """Send one command and return its :class:`CommandResult` (``error`` set when the
         router printed an error line). Transport faults raise ``OSError``/``TimeoutError``."""
         if "\n" in command or "\r" in command:
@@ -485,13 +487,16 @@ class RTXSession:
                         buffer += more
                         continue
                 return _Response(buffer, "prompt", prompt=prompt)
-            if ends_with_password_prompt(buffer):
-                if accept_password:
-                    return _Response(buffer, "password")
-                self._send(b"\r", shown="<empty line>")  # never type a password unasked
-                raise SessionError(f"{self.name}: unexpected password prompt after {what!r}")
+            # Only where one is expected; elsewhere it times out, showing the prompt.
+            if accept_password and ends_with_password_prompt(buffer):
+                return _Response(buffer, "password")
             question = ends_with_question(buffer)
             if question is not None:
+                # A question waits for its key: if more output follows, it was just text.
+                more = self._recv(min(self.settle, 0.2) or 0.05)
+                if more is not None:
+                    buffer += more
+                    continue
                 if accept_question:
                     return _Response(buffer, "question", question=question)
                 # Never agree to something nobody asked for: answer no and report it.
