@@ -401,6 +401,8 @@ class RTXConnector(BaseConnector):
             else:
                 result = self.session.run(line, timeout=timeout)
             for out in result.output.splitlines():
+                if out.strip() == result.error:
+                    continue  # reported once, below
                 output.append(OutputLine("stdout", out))
                 if print_output:
                     echo(f"{self.host.print_prefix}{out}", err=True)
