@@ -156,6 +156,8 @@ def tunnel(settings: VpsSettings):
     ]
     if stale:
         yield StringCommand("rm -f", *(shlex.quote(p) for p in stale))
+        for folder in sorted({str(PurePosixPath(p).parent) for p in stale if ".network.d/" in p}):
+            yield StringCommand("rmdir --ignore-fail-on-non-empty", shlex.quote(folder))
 
     name = settings.tunnel_name
     recreate = (
