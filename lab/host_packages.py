@@ -19,6 +19,9 @@ PACKAGES: dict[str, str] = {
     "e2fsprogs": "mkfs.ext4",
     "openssh-client": "ssh",
     "iproute2": "ip",
+    # present on nearly every Debian system, but mmdebstrap --mode=root cannot do without them
+    "mount": "mount",
+    "debian-archive-keyring": "true",
 }
 
 

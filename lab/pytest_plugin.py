@@ -9,6 +9,7 @@ it off at the end. When the VM cannot be had the fixture fails the tests: it nev
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Iterator
 
 import pytest
@@ -47,7 +48,8 @@ def lab_vm(request: pytest.FixtureRequest, lab_suite: str) -> Iterator[LabVM]:
         try:
             ensure_host_packages(quiet=True)
             image = ensure_image(lab_suite)
-            vm = LabVM(suite=lab_suite, image=image)
+            # qemu daemonizes: tie it to this process so a killed test run leaves no VM behind
+            vm = LabVM(suite=lab_suite, image=image, owner_pid=os.getpid())
             vm.boot()
         except (HostPackagesError, ImageError, LabError, OSError) as exc:
             if vm is not None:

@@ -21,6 +21,7 @@ import contextlib
 import json
 import os
 import shlex
+import shutil
 import signal
 import socket
 import subprocess
@@ -86,6 +87,23 @@ def tail(path: Path, lines: int = 20) -> str:
     return "\n".join(text.splitlines()[-lines:])
 
 
+def _prune_run_dirs(base: Path, max_age_s: float = 2 * 86400) -> None:
+    """Remove the run dirs of earlier sessions (not the CLI's) whose VM is gone."""
+    now = time.time()
+    for d in base.iterdir():
+        if not d.is_dir() or d.name.startswith("cli-"):
+            continue
+        try:
+            if now - d.stat().st_mtime < max_age_s:
+                continue
+            pid = int((d / "qemu.pid").read_text().strip())
+            if Path(f"/proc/{pid}").exists():
+                continue
+        except (OSError, ValueError):
+            pass
+        shutil.rmtree(d, ignore_errors=True)
+
+
 class LabVM:
     """One QEMU VM of the lab image. All files live in ``run_dir``."""
 
@@ -97,12 +115,15 @@ class LabVM:
         ssh_port: int | None = None,
         memory_mb: int = 1024,
         smp: int = 2,
+        owner_pid: int | None = None,
     ) -> None:
+        """``owner_pid``: when that process dies (even by SIGKILL), qemu is killed too."""
         self.suite = suite or (image.suite if image else default_suite())
         self.image = image
         if run_dir is None:
             base = cache_root() / "run"
             base.mkdir(parents=True, exist_ok=True)
+            _prune_run_dirs(base)
             run_dir = tempfile.mkdtemp(prefix=f"{self.suite}-", dir=base)
         self.run_dir = Path(run_dir).resolve()
         self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -110,6 +131,8 @@ class LabVM:
         self.memory_mb = memory_mb
         self.smp = smp
         self.boot_id: str | None = None
+        self.owner_pid = owner_pid
+        self._watchdog: subprocess.Popen | None = None
 
     # --- files -----------------------------------------------------------------------------
     @property
@@ -262,6 +285,7 @@ class LabVM:
             raise LabError(f"qemu-system-x86_64 failed to start (exit {proc.returncode}): {msg}")
         self.known_hosts.write_text(img.known_hosts("127.0.0.1", self.ssh_port))
         self.save_state()
+        self._start_watchdog()
         _log(
             f"booting {self.suite} VM: pid {self.pid}, ssh 127.0.0.1:{self.ssh_port}, "
             f"console {self.console_log}"
@@ -269,6 +293,22 @@ class LabVM:
         self.boot_id = self._wait_for_ssh(timeout, t0, previous_boot_id=None)
         self.save_state()
         _log(f"VM up: SSH answered after {time.monotonic() - t0:.1f} s")
+
+    def _start_watchdog(self) -> None:
+        pid = self.pid
+        if self.owner_pid is None or pid is None:
+            return
+        script = (
+            'while kill -0 "$1" 2>/dev/null && kill -0 "$2" 2>/dev/null; do sleep 2; done; '
+            'kill -0 "$1" 2>/dev/null || kill "$2" 2>/dev/null'
+        )
+        self._watchdog = subprocess.Popen(
+            ["sh", "-c", script, "lab-vm-watchdog", str(self.owner_pid), str(pid)],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
 
     def _wait_for_ssh(self, timeout: float, t0: float, previous_boot_id: str | None) -> str:
         deadline = t0 + timeout
@@ -388,9 +428,14 @@ class LabVM:
         pid = self.pid
         if pid is not None:
             t0 = time.monotonic()
+            grace = 0.0
             with contextlib.suppress(subprocess.TimeoutExpired):
-                self.ssh("systemctl --no-block poweroff", check=False, timeout=20)
-            while self.is_running() and time.monotonic() - t0 < timeout:
+                proc = self.ssh(
+                    "systemctl --no-block poweroff", check=False, timeout=20, connect_timeout=5
+                )
+                if proc.returncode != 255:  # 255: no SSH connection, so no poweroff either
+                    grace = timeout
+            while self.is_running() and time.monotonic() - t0 < grace:
                 time.sleep(0.5)
             for sig, wait in ((signal.SIGTERM, 5.0), (signal.SIGKILL, 5.0)):
                 if not self.is_running():
@@ -401,6 +446,11 @@ class LabVM:
                 while self.is_running() and time.monotonic() - t1 < wait:
                     time.sleep(0.2)
             _log(f"VM stopped in {time.monotonic() - t0:.1f} s")
+        if self._watchdog is not None:
+            with contextlib.suppress(ProcessLookupError):
+                self._watchdog.kill()
+            self._watchdog.wait()
+            self._watchdog = None
         self.pidfile.unlink(missing_ok=True)
         self.overlay.unlink(missing_ok=True)
 
