@@ -44,8 +44,11 @@ def write_inventory(directory: Path, groups: dict[str, list[tuple[str, dict]]]) 
 def run_deploy(
     inventory: Path, *args: str, deploy: str = "deploy.py", timeout: int = 600
 ) -> DeployRun:
-    """``pyinfra INVENTORY deploy.py -y --json ARGS`` from the repository, like a user."""
-    cmd = [PYINFRA, str(inventory), deploy, "-y", "--json", *args]
+    """``pyinfra INVENTORY deploy.py [-y] --json ARGS`` from the repository, like a user."""
+    # -y skips pyinfra's change detection, which is where diffs are printed: a dry run needs
+    # no confirmation anyway.
+    confirm = [] if "--dry" in args else ["-y"]
+    cmd = [PYINFRA, str(inventory), deploy, *confirm, "--json", *args]
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": "200"}
     proc = subprocess.run(
         cmd, cwd=REPO, capture_output=True, text=True, timeout=timeout, env=env, check=False

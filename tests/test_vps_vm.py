@@ -53,7 +53,8 @@ def vps(lab_vm, tmp_path_factory):
             files = " ".join(MANAGED)
             return self.sh(
                 f"sha256sum {files} 2>/dev/null; ip -d link show; ip route; "
-                "iptables-save | grep -v '^#'; ip6tables-save | grep -v '^#'; "
+                # Chain counters move with every packet: compare the rules, not the counters.
+                "{ iptables-save; ip6tables-save; } | grep -v '^#' | sed 's/ \\[[0-9:]*\\]$//'; "
                 "sysctl net.ipv4.conf.all.forwarding; true"
             )
 
