@@ -28,6 +28,8 @@ from pydantic import (
     model_validator,
 )
 
+from ipip6.rtx.redact import is_secret_key
+
 # Linux: at most 15 bytes, no '/', no whitespace, not '.' or '..'. We are stricter still: these
 # names end up in file names, sysctl keys and shell commands, so only [A-Za-z0-9_-].
 _IFNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,14}")
@@ -167,6 +169,15 @@ class VpsSettings(TunnelSite):
             "pointing at the tunnel, strict already passes. 'loose' only for asymmetric routing."
         ),
     )
+    rollback_after_seconds: int = Field(
+        default=90,
+        ge=15,
+        le=900,
+        description=(
+            "A firewall or tunnel change is rolled back by a timer on the VPS unless a new SSH "
+            "connection proves the VPS still reachable within this many seconds."
+        ),
+    )
     replace_ufw: bool = Field(
         default=False,
         description="Let the deploy remove ufw (iptables-persistent conflicts with it).",
@@ -260,7 +271,9 @@ def _unknown_keys(host: str, data: Mapping[str, Any]) -> list[str]:
         # Names of group_data modules' imports are dropped by pyinfra; anything left is ours.
         hint = difflib.get_close_matches(key, known, n=1)
         expected = f"did you mean {hint[0]!r}?" if hint else "not a setting of this deploy"
-        problems.append(f"{key}: unknown key (value {_describe(data[key], False)}): {expected}")
+        # A mistyped password key still holds the password: never show its value.
+        secret = is_secret_key(key) or any(is_secret_key(h) for h in hint)
+        problems.append(f"{key}: unknown key (value {_describe(data[key], secret)}): {expected}")
     return problems
 
 

@@ -14,7 +14,15 @@ from io import StringIO
 from pathlib import PurePosixPath
 
 from pyinfra import host, logger
-from pyinfra.api import FileUploadCommand, OperationError, StringCommand, operation
+from pyinfra.api import (
+    FileUploadCommand,
+    FunctionCommand,
+    OperationError,
+    State,
+    StringCommand,
+    operation,
+)
+from pyinfra.api.host import Host
 from pyinfra.facts.files import FileContents
 from pyinfra.operations import apt
 from pyinfra.operations.util.files import generate_color_diff
@@ -22,6 +30,14 @@ from pyinfra.operations.util.files import generate_color_diff
 from ipip6.settings import VpsSettings
 from ipip6.vps import render
 from ipip6.vps.facts import DebPackagesAndUfw, ManagedFiles
+from ipip6.vps.guard import (
+    Guard,
+    firewall_restore_script,
+    firewall_snapshot,
+    new_token,
+    tunnel_restore_script,
+    tunnel_snapshot,
+)
 
 #: What the VPS needs installed. netfilter-persistent comes with iptables-persistent.
 REQUIRED_PACKAGES = ("iptables", "iptables-persistent", "kmod", "iproute2")
@@ -77,6 +93,42 @@ def _wait_for_link(name: str) -> StringCommand:
         f"{{ echo 'tunnel {name} is missing or lacks encaplimit none' >&2; "
         f"ip -d link show dev {quoted} >&2; exit 1; }}"
     )
+
+
+def _confirm_over_new_connection(state: State, host: Host, token: str) -> bool:
+    """Open a fresh SSH connection (same data, new TCP flow) and leave ``token`` through it.
+
+    Never fails the operation itself: the next command, over the old connection, looks for the
+    token and commits or rolls back. pyinfra's own connector is used, so the new connection is
+    made exactly as the first one was (keys, known_hosts, ssh_config, port).
+    """
+    connector = host.connector_cls(state, host)
+    try:
+        connector.connect()
+        ok, _ = connector.run_shell_command(
+            StringCommand("touch", shlex.quote(token)), print_output=False, print_input=False
+        )
+        if not ok:
+            host.log("a new SSH connection opened but could not run a command", logger.error)
+    except Exception as exc:  # any failure to reach the host is the answer we are after
+        host.log(f"a new SSH connection failed: {exc}", logger.error)
+    finally:
+        client = getattr(connector, "client", None)
+        if client is not None:
+            client.close()
+    return True
+
+
+def _guarded(guard: Guard, arm: list, apply: list, then: list[str] = ()) -> list:
+    """The commands of one guarded change: recover, arm, apply, prove, commit or roll back."""
+    token = new_token()
+    return [
+        *arm,
+        guard.arm(),
+        *apply,
+        FunctionCommand(_confirm_over_new_connection, (token,), {}),
+        StringCommand(guard.confirm_or_restore(token, then)),
+    ]
 
 
 @operation()
@@ -135,8 +187,14 @@ def tunnel(settings: VpsSettings):
     """
     units = render.render_tunnel_units(settings)
     files = units.files()
-    found = host.get_fact(ManagedFiles, paths=list(files), owned_globs=list(_OWNED_UNIT_GLOBS))
-    changed = _changed(files, found["sums"])
+    guard = Guard("tunnel", settings.rollback_after_seconds)
+    found = host.get_fact(
+        ManagedFiles, paths=list(files), owned_globs=list(_OWNED_UNIT_GLOBS), timers=[guard.unit]
+    )
+    # An armed timer: an earlier run died unconfirmed and its rollback will change the files
+    # under us, so rewrite them all rather than trust the sums.
+    pending = guard.unit in found["pending"]
+    changed = list(files) if pending else _changed(files, found["sums"])
     stale = sorted(set(found["owned"]) - set(files))
     if not changed and not stale:
         host.noop(f"tunnel {settings.tunnel_name} units are up to date")
@@ -147,34 +205,48 @@ def tunnel(settings: VpsSettings):
     for path in stale:
         host.log(f"Will remove {path} (no longer in the data)", logger.info)
 
-    for path in changed:
-        yield StringCommand("mkdir -p", shlex.quote(str(PurePosixPath(path).parent)))
-        yield from _upload(files[path], path)
+    name = settings.tunnel_name
     # Links of removed .netdev files must go too: networkd leaves them behind.
     old_links = [
         PurePosixPath(p).stem.removeprefix("60-ipip6-") for p in stale if p.endswith(".netdev")
     ]
-    if stale:
-        yield StringCommand("rm -f", *(shlex.quote(p) for p in stale))
-        for folder in sorted({str(PurePosixPath(p).parent) for p in stale if ".network.d/" in p}):
-            yield StringCommand("rmdir --ignore-fail-on-non-empty", shlex.quote(folder))
-
-    name = settings.tunnel_name
     recreate = (
-        units.netdev[0] in changed
+        pending
+        or units.netdev[0] in changed
         or (units.uplink_dropin is not None and units.uplink_dropin[0] in changed)
         or any(not p.endswith(".network") for p in stale)
     )
+
+    apply: list = []
+    for path in changed:
+        apply.append(StringCommand("mkdir -p", shlex.quote(str(PurePosixPath(path).parent))))
+        apply.extend(_upload(files[path], path))
+    if stale:
+        apply.append(StringCommand("rm -f", *(shlex.quote(p) for p in stale)))
+        for folder in sorted({str(PurePosixPath(p).parent) for p in stale if ".network.d/" in p}):
+            apply.append(StringCommand("rmdir --ignore-fail-on-non-empty", shlex.quote(folder)))
     if recreate:
         for link in [name, *old_links]:
-            yield StringCommand(f"ip link del dev {shlex.quote(link)} 2>/dev/null || true")
-        yield "systemctl restart systemd-networkd"
+            apply.append(StringCommand(f"ip link del dev {shlex.quote(link)} 2>/dev/null || true"))
+        apply.append(StringCommand("systemctl restart systemd-networkd"))
     else:
-        yield StringCommand(
-            f"if networkctl reload 2>/dev/null; then networkctl reconfigure {shlex.quote(name)}; "
-            "else systemctl restart systemd-networkd; fi"
+        apply.append(
+            StringCommand(
+                f"if networkctl reload 2>/dev/null; then "
+                f"networkctl reconfigure {shlex.quote(name)}; "
+                "else systemctl restart systemd-networkd; fi"
+            )
         )
-    yield _wait_for_link(name)
+    apply.append(_wait_for_link(name))
+
+    # Restarting networkd reconfigures the uplink too (and the drop-in mode edits it): guard it.
+    restore = tunnel_restore_script(_OWNED_UNIT_GLOBS, [name, *old_links])
+    arm = [
+        StringCommand(guard.recover_pending()),
+        StringCommand(tunnel_snapshot(_OWNED_UNIT_GLOBS)),
+        *_upload(restore, guard.script, mode="700"),
+    ]
+    yield from _guarded(guard, arm, apply)
 
 
 @operation()
@@ -232,27 +304,36 @@ def firewall(settings: VpsSettings):
         render.RULES_V4: ("iptables-restore", render.render_rules_v4(settings)),
         render.RULES_V6: ("ip6tables-restore", render.render_rules_v6(settings)),
     }
-    found = host.get_fact(ManagedFiles, paths=list(rulesets))
-    changed = _changed({p: c for p, (_, c) in rulesets.items()}, found["sums"])
+    guard = Guard("firewall", settings.rollback_after_seconds)
+    found = host.get_fact(ManagedFiles, paths=list(rulesets), timers=[guard.unit])
+    desired = {p: c for p, (_, c) in rulesets.items()}
+    # An armed timer: an earlier run died unconfirmed; the live rules are not the files'.
+    pending = guard.unit in found["pending"]
+    changed = list(desired) if pending else _changed(desired, found["sums"])
     if not changed:
         host.noop("iptables rules are up to date")
         return
     for path in changed:
-        _show_diff(path, rulesets[path][1])
+        _show_diff(path, desired[path])
 
     candidates = {path: f"{path}.ipip6-new" for path in changed}
-    yield "mkdir -p /etc/iptables"
-    for path, candidate in candidates.items():
-        yield from _upload(rulesets[path][1], candidate, mode="640")
     checks = " && ".join(
         f"{rulesets[p][0]} --test < {shlex.quote(c)}" for p, c in candidates.items()
     )
     cleanup = " ".join(shlex.quote(c) for c in candidates.values())
-    yield StringCommand(
-        f"{{ {checks}; }} || {{ echo 'the kernel rejected the new rules; nothing was "
-        f"changed' >&2; rm -f {cleanup}; exit 1; }}"
-    )
+    arm: list = [StringCommand(guard.recover_pending()), StringCommand("mkdir -p /etc/iptables")]
     for path, candidate in candidates.items():
-        yield StringCommand("mv -f", shlex.quote(candidate), shlex.quote(path))
-    for path in changed:
-        yield StringCommand(f"{rulesets[path][0]} < {shlex.quote(path)}")
+        arm.extend(_upload(desired[path], candidate, mode="640"))
+    arm += [
+        # A ruleset the kernel rejects changes nothing: not the files, not the live rules.
+        StringCommand(
+            f"{{ {checks}; }} || {{ echo 'the kernel rejected the new rules; nothing was "
+            f"changed' >&2; rm -f {cleanup}; exit 1; }}"
+        ),
+        StringCommand(firewall_snapshot()),
+        *_upload(firewall_restore_script(candidates.values()), guard.script, mode="700"),
+    ]
+    apply = [StringCommand(f"{rulesets[p][0]} < {shlex.quote(c)}") for p, c in candidates.items()]
+    # Persisted only once a new connection got through: a reboot never loads unproven rules.
+    persist = [f"mv -f {shlex.quote(c)} {shlex.quote(p)}" for p, c in candidates.items()]
+    yield from _guarded(guard, arm, apply, then=persist)

@@ -20,6 +20,7 @@ def test_managed_files_parses_sums_missing_and_owned():
         "/etc/c": None,
     }
     assert out["owned"] == ["/etc/systemd/network/60-ipip6-old.netdev"]
+    assert out["pending"] == []
 
 
 def test_packages_and_ufw():

@@ -13,20 +13,25 @@ from pyinfra.api import FactBase
 
 _MISSING = "ipip6-missing"
 _OWNED = "ipip6-owned"
+_PENDING = "ipip6-pending"
 
 
 class ManagedFiles(FactBase):
-    """SHA-256 of each given path (``None`` when absent), and which files match ``owned_globs``.
+    """SHA-256 of each given path (``None`` when absent), which files match ``owned_globs``, and
+    which of the ``timers`` (systemd timer units) are armed.
 
-    Returns ``{"sums": {path: sha256 | None}, "owned": [path, ...]}``. The globs find files this
-    project placed earlier under other names (a renamed tunnel), so they can be removed.
+    Returns ``{"sums": {path: sha256 | None}, "owned": [path, ...], "pending": [unit, ...]}``.
+    The globs find files this project placed earlier under other names (a renamed tunnel), so
+    they can be removed; an armed rollback timer means an earlier run died unconfirmed.
     """
 
     @staticmethod
     def default() -> dict:
-        return {"sums": {}, "owned": []}
+        return {"sums": {}, "owned": [], "pending": []}
 
-    def command(self, paths: Iterable[str], owned_globs: Iterable[str] = ()) -> str:
+    def command(
+        self, paths: Iterable[str], owned_globs: Iterable[str] = (), timers: Iterable[str] = ()
+    ) -> str:
         quoted = " ".join(shlex.quote(p) for p in paths)
         # Globs are ours (fixed prefixes + validated names): left unquoted on purpose.
         globs = " ".join(owned_globs)
@@ -35,22 +40,28 @@ class ManagedFiles(FactBase):
             f'if [ -f "$f" ]; then sha256sum "$f"; else echo "{_MISSING} $f"; fi; done'
         )
         if globs:
-            script += f'; for f in {globs}; do [ -e "$f" ] && echo "{_OWNED} $f"; done; true'
-        return script
+            script += f'; for f in {globs}; do [ -e "$f" ] && echo "{_OWNED} $f"; done'
+        for unit in timers:
+            quoted = shlex.quote(unit)
+            script += f"; systemctl is-active --quiet {quoted}.timer && echo {_PENDING} {quoted}"
+        return script + "; true"
 
     def process(self, output: list[str]) -> dict:
         sums: dict[str, str | None] = {}
         owned: list[str] = []
+        pending: list[str] = []
         for line in output:
             head, _, path = line.partition(" ")
             if head == _MISSING:
                 sums[path] = None
             elif head == _OWNED:
                 owned.append(path)
+            elif head == _PENDING:
+                pending.append(path)
             elif path:
                 # sha256sum prints "<sum>  <path>": two spaces, the partition kept one.
                 sums[path.lstrip(" ")] = head
-        return {"sums": sums, "owned": owned}
+        return {"sums": sums, "owned": owned, "pending": pending}
 
 
 class DebPackagesAndUfw(FactBase):

@@ -1,0 +1,121 @@
+"""A dead man's switch for changes that could cut the VPS off: apply, prove, or roll back.
+
+The same idea as Junos ``commit confirmed`` and ``iptables-apply``, without a person to answer:
+
+1. keep what is live now as the rollback copy, in a restore script on the VPS;
+2. arm a transient systemd timer that runs the script unless cancelled;
+3. apply the change;
+4. open a **new** SSH connection (the open one survives any ruleset: conntrack keeps it) and
+   leave a token file through it;
+5. over the old connection: token there → cancel the timer and persist; no token → restore now,
+   report, fail. If the old connection died too, the timer restores within its delay.
+
+This module renders the shell for each step (pure); ``operations/vps.py`` strings them together.
+"""
+
+from __future__ import annotations
+
+import shlex
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+GUARD_DIR = "/run/ipip6-guard"
+
+
+@dataclass(frozen=True)
+class Guard:
+    """One guarded change (``firewall`` or ``tunnel``) with its rollback delay in seconds."""
+
+    name: str
+    seconds: int
+
+    @property
+    def unit(self) -> str:
+        return f"ipip6-guard-{self.name}"
+
+    @property
+    def script(self) -> str:
+        return f"{GUARD_DIR}/{self.name}.restore"
+
+    def recover_pending(self) -> str:
+        """A timer still armed means an earlier run died before confirming: restore now, so this
+        run starts from the last confirmed state rather than from an unproven one."""
+        unit = shlex.quote(self.unit)
+        return (
+            f"mkdir -p {GUARD_DIR} && chmod 700 {GUARD_DIR}; "
+            f"if systemctl is-active --quiet {unit}.timer; then "
+            f"systemctl stop {unit}.timer; sh {shlex.quote(self.script)}; "
+            f"echo 'an unconfirmed {self.name} change of an earlier run was rolled back' >&2; "
+            f"fi; systemctl reset-failed {unit}.timer {unit}.service 2>/dev/null; true"
+        )
+
+    def arm(self) -> str:
+        return (
+            f"systemd-run --quiet --unit={shlex.quote(self.unit)} "
+            f"--on-active={self.seconds} --timer-property=AccuracySec=1s "
+            f"/bin/sh {shlex.quote(self.script)}"
+        )
+
+    def confirm_or_restore(self, token: str, then: Iterable[str] = ()) -> str:
+        """Over the old connection: commit if the new connection left its token, else roll back."""
+        commit = "; ".join([f"systemctl stop {shlex.quote(self.unit)}.timer", *then])
+        quoted = shlex.quote(token)
+        return (
+            f"if [ -e {quoted} ]; then rm -f {quoted}; {commit}; "
+            f"else sh {shlex.quote(self.script)}; "
+            f"echo 'no new SSH connection could be opened after the {self.name} change: "
+            f"rolled back to the previous state' >&2; exit 1; fi"
+        )
+
+
+def new_token() -> str:
+    """Where the new connection leaves its proof: a fresh name in /tmp, no sudo needed."""
+    return f"/tmp/ipip6-confirm-{uuid.uuid4().hex}"
+
+
+def _script(lines: Iterable[str]) -> str:
+    header = ["#!/bin/sh", "# Written by pyinfra-ipip6: rolls back an unconfirmed change."]
+    return "\n".join([*header, *lines]) + "\n"
+
+
+def firewall_restore_script(candidates: Iterable[str]) -> str:
+    """Reload the rules that were live before (saved beside the script); drop the candidates."""
+    return _script(
+        [
+            f"iptables-restore < {GUARD_DIR}/firewall.v4",
+            f"ip6tables-restore < {GUARD_DIR}/firewall.v6",
+            "rm -f " + " ".join(shlex.quote(c) for c in candidates),
+            "logger -t pyinfra-ipip6 'firewall change not confirmed: previous rules restored'",
+        ]
+    )
+
+
+def firewall_snapshot() -> str:
+    return f"iptables-save > {GUARD_DIR}/firewall.v4 && ip6tables-save > {GUARD_DIR}/firewall.v6"
+
+
+TUNNEL_BACKUP = f"{GUARD_DIR}/tunnel-units"
+
+
+def tunnel_snapshot(owned_globs: Iterable[str]) -> str:
+    """Copy the units this project owns now (if any) aside, keeping their paths."""
+    globs = " ".join(owned_globs)  # fixed prefixes: left unquoted to expand
+    return (
+        f"rm -rf {TUNNEL_BACKUP} && mkdir -p {TUNNEL_BACKUP} && "
+        f'for f in {globs}; do [ -e "$f" ] && cp -a --parents "$f" {TUNNEL_BACKUP}; done; true'
+    )
+
+
+def tunnel_restore_script(owned_globs: Iterable[str], links: Iterable[str]) -> str:
+    """Put the previous units back and let networkd re-create the previous link."""
+    globs = " ".join(owned_globs)
+    return _script(
+        [
+            f"rm -f {globs}",
+            f"[ -d {TUNNEL_BACKUP}/etc ] && cp -a {TUNNEL_BACKUP}/etc/. /etc/",
+            *(f"ip link del dev {shlex.quote(link)} 2>/dev/null" for link in links),
+            "systemctl restart systemd-networkd",
+            "logger -t pyinfra-ipip6 'tunnel change not confirmed: previous units restored'",
+        ]
+    )
