@@ -214,6 +214,20 @@ class RouterSettings(TunnelSite):
     """The home end: the owned lines of a YAMAHA RTX config."""
 
     rtx_admin_password: SecretStr = Field(description="The router's administrator password.")
+
+    @field_validator("rtx_admin_password")
+    @classmethod
+    def _typable_password(cls, value: SecretStr) -> SecretStr:
+        # It is typed at the router's `Password:` prompt: a CR or LF inside would end it early
+        # and send the rest as a command line.
+        secret = value.get_secret_value()
+        if not secret or not all("!" <= ch <= "~" for ch in secret):
+            raise ValueError(
+                "expected a non-empty password of printable ASCII characters without spaces "
+                "or control characters"
+            )
+        return value
+
     rtx_tunnel_number: int = Field(default=1, ge=1, le=3000, description="tunnel select N.")
     rtx_default_route: bool = Field(
         default=True, description="Own `ip route default gateway tunnel N`."
@@ -277,7 +291,7 @@ def _unknown_keys(host: str, data: Mapping[str, Any]) -> list[str]:
     return problems
 
 
-def _load(model: type[_Strict], host: str, data: Mapping[str, Any]) -> Any:
+def _load(model: type[_Strict], host: str, data: Mapping[str, Any], complete: bool) -> Any:
     problems = _unknown_keys(host, data)
     fields = {k: v for k, v in data.items() if k in model.model_fields}
     try:
@@ -288,6 +302,8 @@ def _load(model: type[_Strict], host: str, data: Mapping[str, Any]) -> Any:
             top = str(err["loc"][0]) if err["loc"] else ""
             secret = "password" in top
             if err["type"] == "missing":
+                if not complete:  # checking what is there, e.g. for `pyinfra @rtx/… exec`
+                    continue
                 problems.append(f"{key}: missing: {model.model_fields[top].description}")
                 continue
             value = err.get("input") if err["loc"] else None
@@ -302,11 +318,18 @@ def _load(model: type[_Strict], host: str, data: Mapping[str, Any]) -> Any:
     return settings
 
 
-def load_vps_settings(host: str, data: Mapping[str, Any]) -> VpsSettings:
-    """Validate one VPS host's merged data. Raises :class:`SettingsError` listing every problem."""
-    return _load(VpsSettings, host, data)
+def load_vps_settings(
+    host: str, data: Mapping[str, Any], complete: bool = True
+) -> VpsSettings | None:
+    """Validate one VPS host's merged data. Raises :class:`SettingsError` listing every problem.
+
+    ``complete=False`` checks only the keys present (no "missing" errors) and may return None.
+    """
+    return _load(VpsSettings, host, data, complete)
 
 
-def load_router_settings(host: str, data: Mapping[str, Any]) -> RouterSettings:
+def load_router_settings(
+    host: str, data: Mapping[str, Any], complete: bool = True
+) -> RouterSettings | None:
     """Validate one router host's merged data. Raises :class:`SettingsError`."""
-    return _load(RouterSettings, host, data)
+    return _load(RouterSettings, host, data, complete)
