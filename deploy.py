@@ -17,8 +17,10 @@ if is_router(host):
     from operations import rtx
 
     settings = router_settings(host)
-    change = rtx.tunnel(name="Router: ipip6 tunnel and default route", settings=settings)
-    rtx.save(name="Router: save the configuration", _if=change.did_change)
+    # Applied without saving, verified on the router, rolled back if anything fails; saved
+    # only then (and whenever the saved config lags behind, e.g. after an interrupted run).
+    rtx.tunnel(name="Router: ipip6 tunnel and default route", settings=settings)
+    rtx.save(name="Router: save the configuration", settings=settings)
 else:
     from operations import vps
 

@@ -1,26 +1,48 @@
 """pyinfra operations for the home end: a YAMAHA RTX router behind the ``@rtx`` connector.
 
-Get config → compare → commit, on the controller: :func:`tunnel` reads the running config,
-compares the lines this deploy owns with the settings, prints the diff (``--diff``) and sends
-only the commands that differ; :func:`save` writes the result to flash as its own step.
-Administrator mode, paging and the save question are the connector's job.
+Confirm or roll back (NAPALM's steps, with ``save`` a step of its own as in pyinfra-vyos):
+
+- :func:`tunnel` reads the running config, compares the lines this deploy owns with the
+  settings (the *candidate*), prints the diff (``--diff``) and *commits* it without saving:
+  line by line, then *confirms* it on the router (``show config`` read back: the owned section
+  must equal the desired one, nothing else may have moved; more checks can be plugged in). An
+  error line, a failed check or a lost connection *rolls back* the owned lines (on a fresh
+  session if needed) and fails the host; nothing is saved.
+- :func:`save` writes the running config to flash only when the saved config (``show config
+  N``) differs from it, reads the saved config back, and rolls back this run's change if saving
+  fails. Unsaved changes to lines the deploy does not own block both steps: ``save`` would
+  write them too.
+
+All the logic is in :mod:`ipip6.rtx.commit`; administrator mode, paging and the save question
+are the connector's job.
 """
 
 from __future__ import annotations
 
-from collections.abc import Generator
+from collections.abc import Generator, Sequence
 
 from pyinfra import host, logger
-from pyinfra.api import operation
+from pyinfra.api import FunctionCommand, operation
 from pyinfra.api.output import format_text
 
-from ipip6.rtx.config import compare, desired_lines
-from ipip6.rtx.facts import RunningConfig
+from ipip6.rtx import commit as gate
+from ipip6.rtx.config import (
+    OwnedSection,
+    RouterConfig,
+    compare,
+    desired_lines,
+    line_diff,
+    owned_view,
+    redact_line,
+)
+from ipip6.rtx.facts import RunningConfig, SavedConfig
 from ipip6.settings import RouterSettings
 
+_LEVELS = {"info": logger.info, "warning": logger.warning, "error": logger.error}
 
-def _show_diff(diff: str) -> None:
-    host.log("Will change the router's tunnel section:", logger.info)
+
+def _show_diff(title: str, diff: str) -> None:
+    host.log(title, logger.info)
     for line in diff.splitlines():
         if line.startswith(("+++", "---", "@@")):
             logger.info("  %s", line)
@@ -33,19 +55,97 @@ def _show_diff(diff: str) -> None:
     logger.info("")
 
 
+class _ConnectorRouter:
+    """The ``@rtx`` connector as :class:`ipip6.rtx.commit.Router`, echoing like pyinfra does
+    (``-vv`` the lines sent, ``-vvv`` the router's answers)."""
+
+    def __init__(self, state, host_):
+        self.state = state
+        self.host = host_
+        self.connector = host_.connector
+
+    @property
+    def pending_commit(self):
+        return getattr(self.connector, "pending_commit", None)
+
+    @pending_commit.setter
+    def pending_commit(self, value) -> None:
+        self.connector.pending_commit = value
+
+    @property
+    def alive(self) -> bool:
+        return self.connector.alive
+
+    def cli(self, line: str):
+        return self.connector.cli(
+            line, print_input=self.state.print_input, print_output=self.state.print_output
+        )
+
+    def reconnect(self) -> None:
+        self.connector.reconnect()
+
+
+def _report(host_, result: gate.Result) -> bool:
+    for level, text in result.messages:
+        host_.log(text, _LEVELS[level])
+    return result.ok
+
+
+def _read_saved() -> tuple[int, RouterConfig | None]:
+    """(config file number, saved config or None when the router cannot show it)."""
+    number = host.connector.startup_config_file()
+    saved = host.get_fact(SavedConfig, number=number, _ignore_errors=True)
+    return number, saved
+
+
+def _refuse(state, host, message: str) -> bool:  # noqa: ARG001 - pyinfra passes state, host
+    """Fail the host with ``message``; roll back a change this run committed but not saved."""
+    router = _ConnectorRouter(state, host)
+    pending = router.pending_commit
+    if pending is not None:
+        return _report(host, gate.rollback(router, pending.plan, message))
+    host.log(message, logger.error)
+    return False
+
+
+def _unsaved_elsewhere_message(outside: list[str], config_file: int) -> str:
+    return (
+        "the router has unsaved changes outside the lines this deploy owns (show config vs "
+        f"show config {config_file}): {'; '.join(outside)}. Saving would write them too: "
+        "`save` them or drop them (`restart`) first. Nothing was changed"
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# tunnel: compare → commit → confirm (or roll back)
+
+
+def _commit(state, host, plan: gate.Plan, checks: tuple[gate.Check, ...]) -> bool:
+    return _report(host, gate.commit(_ConnectorRouter(state, host), plan, checks))
+
+
 @operation()
-def tunnel(settings: RouterSettings) -> Generator[str, None, None]:
+def tunnel(
+    settings: RouterSettings, checks: Sequence[gate.Check] | None = None
+) -> Generator[FunctionCommand, None, None]:
     """
     Configure the router's end of the ipip6 tunnel and, optionally, its default route and an
-    IPv6 filter letting protocol 4 from the VPS in.
+    IPv6 filter letting protocol 4 from the VPS in; confirm it; roll back if it does not hold.
 
     + settings: the router's validated :class:`~ipip6.settings.RouterSettings`
+    + checks: confirmation steps run after the delta is applied (default
+      :data:`ipip6.rtx.commit.DEFAULT_CHECKS`: the owned section read back equals the desired
+      one and no other line moved); each takes a :class:`~ipip6.rtx.commit.CheckContext` and
+      returns ``None`` or why it failed. Add your own, e.g. one that asks the router for the
+      tunnel's status.
 
     Owned lines (and nothing else): under ``tunnel select N`` the encapsulation, endpoint,
     MTU, TCP MSS limit and ``tunnel enable N``; ``ip route default`` if
     ``rtx_default_route``; ``ipv6 filter F`` if ``rtx_ipv6_filter_number``. Only differing
-    lines are sent; with nothing to change the operation is a no-op. Nothing is saved: call
-    :func:`save` for that.
+    lines are sent, nothing is saved (call :func:`save`). On an error line, a failed check or a
+    lost connection the owned lines are set back to what they were before (on a fresh SSH
+    session when the old one died), read back, and the host fails. A router with unsaved
+    changes to lines this deploy does not own is left alone (the host fails, nothing sent).
 
     **Example:**
 
@@ -55,8 +155,8 @@ def tunnel(settings: RouterSettings) -> Generator[str, None, None]:
         from operations import rtx
 
         settings = load_router_settings(host.name, host.data.dict())
-        changed = rtx.tunnel(name="Tunnel to the VPS", settings=settings)
-        rtx.save(name="Save the router config", _if=changed.did_change)
+        rtx.tunnel(name="Tunnel to the VPS", settings=settings)
+        rtx.save(name="Save the router config", settings=settings)
     """
     running = host.get_fact(RunningConfig)
     if running is None:
@@ -65,37 +165,123 @@ def tunnel(settings: RouterSettings) -> Generator[str, None, None]:
         host.log("could not read the running config (show config): not changing it", logger.error)
         return
 
-    delta = compare(running, desired_lines(settings))
-    if delta.foreign_lines:
+    desired = desired_lines(settings)
+    plan = gate.Plan.make(running, desired)
+    if plan.delta.foreign_lines:
         host.log(
             f"tunnel select {settings.rtx_tunnel_number} also holds lines this deploy does not "
-            f"manage (left as they are): {'; '.join(delta.foreign_lines)}",
+            "manage (left as they are): "
+            + "; ".join(redact_line(line) for line in plan.delta.foreign_lines),
             logger.warning,
         )
-    if not delta:
+
+    config_file, saved = _read_saved()
+    if saved is not None:
+        outside = gate.unsaved_outside(running, saved, desired)
+        if outside:
+            message = _unsaved_elsewhere_message(outside, config_file)
+            if not host.state.is_executing:
+                host.log(message, logger.warning)
+            yield FunctionCommand(_refuse, (message,), {})
+            return
+
+    if not plan.delta:
         host.noop(
             f"tunnel {settings.rtx_tunnel_number} to {settings.vps_ipv6} is already configured"
         )
         return
 
     if host.state.config.DIFF:
-        _show_diff(delta.diff)
-    yield from delta.commands
+        _show_diff("Will change the router's tunnel section:", plan.delta.diff)
+    yield FunctionCommand(_commit, (plan, tuple(checks or gate.DEFAULT_CHECKS)), {})
 
 
-@operation(is_idempotent=False)
-def save() -> Generator[str, None, None]:
+# --------------------------------------------------------------------------------------------
+# save: only when the saved config is behind, checked, rolled back if it fails
+
+
+def _save(
+    state, host, desired: OwnedSection | None, running: RouterConfig | None, config_file: int
+) -> bool:
+    router = _ConnectorRouter(state, host)
+    pending = router.pending_commit
+    if desired is None and pending is not None:
+        desired = pending.plan.desired
+    result = gate.save(router, desired or _WHOLE_CONFIG, running, config_file=config_file)
+    return _report(host, result)
+
+
+# No settings and nothing committed in this run: no owned lines, the whole config counts.
+_WHOLE_CONFIG = OwnedSection(tunnel_number=0, tunnel_lines=(), global_lines=())
+
+
+@operation(is_idempotent=True)
+def save(settings: RouterSettings | None = None) -> Generator[FunctionCommand, None, None]:
     """
-    Write the running config to flash (``save``), e.g. only when something changed.
+    Write the running config to flash (``save``) when the saved config differs from it, then
+    read the saved config back to check.
 
-    The connector puts back the console settings it changed for its own session first, so only
-    the deploy's changes are saved.
+    + settings: the router's :class:`~ipip6.settings.RouterSettings`. With them, unsaved
+      changes to lines the deploy does not own are refused (they would be saved too), and a dry
+      run can tell that :func:`tunnel` will make a save necessary.
+
+    The saved config is ``show config N``, N the file the router booted from (``show
+    environment``). If the router cannot show it, ``save`` runs only after :func:`tunnel`
+    changed something (or always, without ``settings``). The connector puts back the console
+    settings it changed for its own session first, so they are never saved. If saving fails
+    (an error line, a lost connection, a router that restarted), the change :func:`tunnel`
+    committed in this run is rolled back and the host fails.
 
     **Example:**
 
     .. code:: python
 
-        changed = rtx.tunnel(settings=settings)
-        rtx.save(_if=changed.did_change)
+        rtx.tunnel(settings=settings)
+        rtx.save(settings=settings)
     """
-    yield "save"
+    running = host.get_fact(RunningConfig)
+    if running is None:
+        host.log("could not read the running config (show config): not saving", logger.error)
+        return
+    desired = desired_lines(settings) if settings is not None else None
+    config_file, saved = _read_saved()
+    pending = getattr(host.connector, "pending_commit", None)
+
+    if saved is None:
+        will_change = desired is not None and bool(compare(running, desired))
+        if pending is None and not will_change and desired is not None:
+            host.noop(
+                f"cannot read the saved config (show config {config_file}): saving only after "
+                "a change"
+            )
+            return
+        yield FunctionCommand(_save, (desired, None, config_file), {})
+        return
+
+    scope = desired or _WHOLE_CONFIG
+    if desired is not None:
+        outside = gate.unsaved_outside(running, saved, desired)
+        if outside:
+            message = _unsaved_elsewhere_message(outside, config_file).replace(
+                "Nothing was changed", "Not saved"
+            )
+            if not host.state.is_executing:
+                host.log(message, logger.warning)
+            yield FunctionCommand(_refuse, (message,), {})
+            return
+
+    behind = not gate.saved_is_current(running, saved, scope)
+    # In a dry run tunnel has not run yet: a delta now means a save then.
+    coming = desired is not None and not host.state.is_executing and bool(compare(running, desired))
+    if not behind and not coming:
+        host.noop("the saved config is up to date")
+        return
+    if behind and host.state.config.DIFF and desired is not None and not pending:
+        before, after = owned_view(saved, desired), owned_view(running, desired)
+        if before != after:
+            host.log(
+                f"show config {config_file} lags behind the running config: "
+                + "; ".join(line_diff(before, after)),
+                logger.info,
+            )
+    yield FunctionCommand(_save, (desired, running, config_file), {})

@@ -438,3 +438,79 @@ def compare(running: RouterConfig, desired: OwnedSection) -> ConfigDelta:
         rollback=tuple(rollback),
         foreign_lines=foreign,
     )
+
+
+# --------------------------------------------------------------------------------------------
+# Views for checking: the owned section and everything else, of any config
+
+
+def owned_view(config: RouterConfig, desired: OwnedSection) -> list[str]:
+    """The lines of ``config`` that ``desired`` owns, rendered like :func:`render_owned` (so two
+    configs' views compare equal when their owned lines are equal, IPv6 forms aside)."""
+    globals_, tunnel = _running_owned(config, desired)
+    block = config.block(desired.tunnel_parent)
+    return render_owned(desired.tunnel_number, globals_, tunnel if block is not None else None)
+
+
+def unowned_view(
+    config: RouterConfig, desired: OwnedSection, ignore: Iterable[str] = ()
+) -> list[str]:
+    """Every line of ``config`` that ``desired`` does not own, in the router's order; top-level
+    lines whose :func:`line_key` is in ``ignore`` (e.g. the session's console settings) are
+    left out too. The owned tunnel block appears only with its foreign children."""
+    skip = set(desired.global_keys) | set(ignore)
+    parent = _normalise_spaces(desired.tunnel_parent)
+    out: list[str] = []
+    for line in config.lines:
+        if line_key(line.text) in skip:
+            continue
+        if _normalise_spaces(line.text) == parent:
+            foreign = [c for c in line.children if not desired.owns_tunnel_key(line_key(c.text))]
+            if foreign:
+                out.append(line.text)
+                out.extend(_render(foreign, 1))
+            continue
+        out.extend(_render([line], 0))
+    return out
+
+
+def line_diff(before: Sequence[str], after: Sequence[str], *, limit: int = 12) -> list[str]:
+    """The changed lines between two views as ``-``/``+`` lines (at most ``limit``, then
+    ``…``), router secrets hidden (:func:`redact_line`)."""
+    changed = [
+        f"{d[0]}{redact_line(d[2:])}"
+        for d in difflib.ndiff(list(before), list(after))
+        if d[:1] in ("-", "+")
+    ]
+    if len(changed) > limit:
+        changed = changed[:limit] + [f"… and {len(changed) - limit} more"]
+    return changed
+
+
+# Words after which a config line carries a password, key or community: the rest is hidden.
+_SECRET_WORDS = frozenset(
+    {
+        "password",
+        "myname",
+        "username",
+        "pre-shared-key",
+        "secret",
+        "community",
+        "key",
+        "auth",
+        "encrypted",
+        "user",
+    }
+)
+
+
+def redact_line(line: str) -> str:
+    """A config line fit for messages: after a word that introduces a secret (``pp auth myname``,
+    ``login user``, ``ipsec ike pre-shared-key``, ``administrator password``…) the rest of
+    the line becomes ``<hidden>``. Indentation is kept."""
+    indent = line[: len(line) - len(line.lstrip(" "))]
+    words = line.split()
+    for i, word in enumerate(words):
+        if word.lower() in _SECRET_WORDS and i + 1 < len(words):
+            return indent + " ".join(words[: i + 1] + ["<hidden>"])
+    return line

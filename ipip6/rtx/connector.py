@@ -29,6 +29,13 @@ Safety rules:
   commands are sent.
 - Leaving administrator mode answers ``Save new configuration ? (Y/N)`` with ``N``: saving is
   an explicit ``save`` command (see ``operations.rtx.save``).
+- Secrets: the values of the host's secret-looking data keys (``ssh_password``,
+  ``rtx_admin_password``…) are scrubbed from everything the connector returns or prints and
+  from its error messages, and importing this module puts :mod:`ipip6.rtx.redact`'s filter on
+  pyinfra's logger (pyinfra's ``--debug`` prints group data, passwords included).
+- :meth:`RTXConnector.cli`, :meth:`RTXConnector.reconnect` and
+  :attr:`RTXConnector.pending_commit` are what :mod:`ipip6.rtx.commit` (confirm or roll back)
+  drives.
 """
 
 from __future__ import annotations
@@ -49,7 +56,15 @@ from pyinfra.connectors.base import BaseConnector, DataMeta
 from pyinfra.connectors.util import CommandOutput, OutputLine
 from typing_extensions import TypedDict, Unpack, override
 
-from ipip6.rtx.session import AdministratorLoginError, RTXSession, SessionError
+from ipip6.rtx import redact
+from ipip6.rtx.facts import config_file_number
+from ipip6.rtx.session import (
+    AdministratorLoginError,
+    CommandResult,
+    RTXSession,
+    SessionClosedError,
+    SessionError,
+)
 
 if TYPE_CHECKING:
     from pyinfra.api.arguments import ConnectorArguments
@@ -62,6 +77,10 @@ DEFAULT_COMMAND_TIMEOUT = 30.0
 PTY_WIDTH = 200  # wide, like the console width the session sets
 PTY_HEIGHT = 1000
 _KNOWN_HOSTS_LOCK = threading.Lock()
+
+# pyinfra loads every connector entry point when it builds the inventory, before it logs the
+# group data with --debug: the earliest point this package can hide the passwords in it.
+redact.install_log_filter()
 
 
 class ConnectorData(TypedDict, total=False):
@@ -284,6 +303,18 @@ class RTXConnector(BaseConnector):
         super().__init__(state, host)
         self.transport: paramiko.Transport | None = None
         self.session: RTXSession | None = None
+        #: Set by the commit gate once a change is applied and confirmed but not yet saved:
+        #: what ``save`` rolls back when saving fails (see :mod:`ipip6.rtx.commit`).
+        self.pending_commit: Any = None
+        self._config_file: tuple[RTXSession | None, int] | None = None
+        redact.register_secrets_in(host.data.dict())
+        self._secrets = tuple(
+            str(v) for k, v in host.data.dict().items() if redact.is_secret_key(k) and v
+        )
+
+    def scrub(self, text: str) -> str:
+        """``text`` without this host's secrets (and every other registered one)."""
+        return redact.scrub(text, self._secrets)
 
     @override
     @staticmethod
@@ -346,12 +377,39 @@ class RTXConnector(BaseConnector):
             session.start(admin_password)
         except AdministratorLoginError as exc:
             transport.close()
-            raise ConnectError(str(exc).removeprefix(f"{self.host.name}: ")) from exc
+            raise ConnectError(self.scrub(str(exc).removeprefix(f"{self.host.name}: "))) from None
         except (SessionError, OSError, EOFError, paramiko.SSHException) as exc:
             transport.close()
-            raise ConnectError(f"CLI session on {where} failed to start: {exc}") from exc
+            message = f"CLI session on {where} failed to start: {exc}"
+            raise ConnectError(self.scrub(message)) from None
         self.transport = transport
         self.session = session
+
+    @property
+    def alive(self) -> bool:
+        """Whether the CLI session can still take commands."""
+        return (
+            self.session is not None
+            and self.session.broken is None
+            and self.transport is not None
+            and self.transport.is_active()
+        )
+
+    def startup_config_file(self) -> int:
+        """The config file the router booted from (``show environment``), read once per
+        session: what a bare ``save`` writes and ``show config N`` shows."""
+        if self._config_file is not None and self._config_file[0] is self.session:
+            return self._config_file[1]
+        result = self.cli("show environment")
+        number = config_file_number(result.output.splitlines()) if result.ok else 0
+        self._config_file = (self.session, number)
+        return number
+
+    def reconnect(self) -> None:
+        """Drop the current session (dead or not) and log in again: a fresh SSH connection, a
+        fresh CLI session in administrator mode. Raises ``ConnectError``."""
+        self.disconnect()
+        self.connect()
 
     def _timeout(self, override: float | None = None) -> float:
         return float(override or self.data.get("rtx_timeout") or DEFAULT_COMMAND_TIMEOUT)
@@ -385,35 +443,71 @@ class RTXConnector(BaseConnector):
         lines = [line.strip() for line in command_text(command).splitlines() if line.strip()]
         refusal = self._refusal(lines, dict(arguments))
         if refusal:
+            refusal = self.scrub(refusal)
             if print_output:
                 echo(f"{self.host.print_prefix}{refusal}", err=True)
             return False, _error_output(refusal)
         if self.session is None:
             raise ConnectionError(f"{self.host.name}: not connected")
 
-        timeout = self._timeout(arguments.get("_timeout"))
+        timeout = arguments.get("_timeout")
         output: list[OutputLine] = []
         for line in lines:
-            if print_input:
-                echo(f"{self.host.print_prefix}>>> {line}", err=True)
-            if line == "save":
-                result = self.session.save(timeout=timeout)
-            else:
-                result = self.session.run(line, timeout=timeout)
+            result = self.cli(
+                line, timeout=timeout, print_input=print_input, print_output=print_output
+            )
             for out in result.output.splitlines():
                 if out.strip() == result.error:
                     continue  # reported once, below
                 output.append(OutputLine("stdout", out))
-                if print_output:
-                    echo(f"{self.host.print_prefix}{out}", err=True)
             if not result.ok:
                 # Stop here: nothing after a rejected line is sent.
-                message = f"router rejected {line!r}: {result.error}"
+                message = self.scrub(f"router rejected {line!r}: {result.error}")
                 if print_output:
                     echo(f"{self.host.print_prefix}{message}", err=True)
                 output.append(OutputLine("stderr", message))
                 return False, CommandOutput(output)
         return True, CommandOutput(output)
+
+    def cli(
+        self,
+        line: str,
+        *,
+        timeout: float | None = None,
+        print_input: bool = False,
+        print_output: bool = False,
+    ) -> CommandResult:
+        """Send one CLI line on the current session; ``save`` puts the session's console
+        settings back first. Output and error come back with secrets scrubbed. Transport faults
+        raise ``OSError`` (``TimeoutError``, ``SessionClosedError``…)."""
+        if self.session is None:
+            raise SessionClosedError(f"{self.host.name}: not connected")
+        if print_input:
+            echo(f"{self.host.print_prefix}>>> {self.scrub(line)}", err=True)
+        wait = self._timeout(timeout)
+        try:
+            if line == "save":
+                result = self.session.save(timeout=wait)
+            else:
+                result = self.session.run(line, timeout=wait)
+        except OSError as exc:
+            # Same type (pyinfra and the commit gate tell transport faults by it), clean text;
+            # the host name goes: whoever logs it puts the host's prefix in front.
+            prefix = f"{self.host.name}: "
+            exc.args = tuple(
+                self.scrub(a.removeprefix(prefix)) if isinstance(a, str) else a for a in exc.args
+            )
+            raise
+        result = CommandResult(
+            result.command,
+            self.scrub(result.output),
+            self.scrub(result.error) if result.error else None,
+        )
+        if print_output:
+            for out in result.output.splitlines():
+                if out.strip() != result.error:
+                    echo(f"{self.host.print_prefix}{out}", err=True)
+        return result
 
     def _refusal(self, lines: list[str], arguments: dict[str, Any]) -> str | None:
         """Why these lines must not be sent at all, if so."""

@@ -1,10 +1,23 @@
-"""pyinfra facts read from a YAMAHA RTX router through the ``@rtx`` connector."""
+"""pyinfra facts read from a YAMAHA RTX router through the ``@rtx`` connector.
+
+.. code:: shell
+
+    pyinfra inventory.py fact ipip6.rtx.facts.RunningConfig
+    pyinfra inventory.py fact ipip6.rtx.facts.StartupConfigFile
+    pyinfra inventory.py fact ipip6.rtx.facts.SavedConfig number=0
+"""
 
 from __future__ import annotations
+
+import re
 
 from pyinfra.api import FactBase
 
 from ipip6.rtx.config import RouterConfig
+
+# `show environment`: "Config. file: 0" (the file the router booted from, which a bare `save`
+# writes). Not "Default config. file: …", the file for the next boot.
+_CONFIG_FILE = re.compile(r"^\s*(?:Config\. file|起動時設定ファイル)\s*[:：]\s*(\d+)")
 
 
 class RunningConfig(FactBase[RouterConfig | None]):
@@ -24,6 +37,54 @@ class RunningConfig(FactBase[RouterConfig | None]):
 
     def command(self) -> str:
         return "show config"
+
+    def process(self, output: list[str]) -> RouterConfig:
+        return RouterConfig.parse("\n".join(output))
+
+
+class StartupConfigFile(FactBase[int]):
+    """
+    The number of the config file the router runs from (``show environment``: ``Config.
+    file: N``); a bare ``save`` writes to it. 0 when the line is not found.
+    """
+
+    @staticmethod
+    def default() -> int:
+        return 0
+
+    def command(self) -> str:
+        return "show environment"
+
+    def process(self, output: list[str]) -> int:
+        return config_file_number(output)
+
+
+def config_file_number(show_environment: list[str]) -> int:
+    """``Config. file: N`` from ``show environment`` output (0 when not found)."""
+    for line in show_environment:
+        match = _CONFIG_FILE.match(line)
+        if match:
+            return int(match.group(1))
+    return 0
+
+
+class SavedConfig(FactBase[RouterConfig | None]):
+    """
+    A saved config file (``show config N``, default 0) as a
+    :class:`~ipip6.rtx.config.RouterConfig`: what the router will run after a restart. ``None``
+    when it could not be read (older firmware may not know ``show config N``).
+
+    .. code:: shell
+
+        pyinfra inventory.py fact ipip6.rtx.facts.SavedConfig number=0
+    """
+
+    @staticmethod
+    def default() -> RouterConfig | None:
+        return None
+
+    def command(self, number: int = 0) -> str:
+        return f"show config {int(number)}"
 
     def process(self, output: list[str]) -> RouterConfig:
         return RouterConfig.parse("\n".join(output))

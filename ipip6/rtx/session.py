@@ -265,6 +265,11 @@ class RTXSession:
     def is_administrator(self) -> bool:
         return self.prompt.endswith("# ")
 
+    @property
+    def broken(self) -> str | None:
+        """Why the session can no longer be used (a lost connection, a timeout), or None."""
+        return self._broken
+
     def become_administrator(self, password: str) -> None:
         if self.is_administrator:
             return
@@ -404,9 +409,10 @@ class RTXSession:
         if "\n" in command or "\r" in command:
             raise ValueError(f"{self.name}: one command per call, got {command!r}")
         self._send_line(command)
-        # Only output that can contain arbitrary lines needs the settle delay.
+        # Only output that can contain "# " comment lines (show config's header) needs the
+        # settle delay, and only while nothing but such lines has arrived.
         settle = self.settle if command.split(" ", 1)[0] == "show" else 0.0
-        response = self._expect(command, timeout=timeout, settle=settle)
+        response = self._expect(command, timeout=timeout, settle=settle, settle_in_header=True)
         self._take_prompt(response)
         text = strip_echo(clean_output(decode_output(response.raw)), command)
         body, _ = split_prompt("\n" + text)
@@ -467,6 +473,7 @@ class RTXSession:
         *,
         timeout: float | None = None,
         settle: float = 0.0,
+        settle_in_header: bool = False,
         accept_password: bool = False,
         accept_question: bool = False,
     ) -> _Response:
@@ -481,7 +488,7 @@ class RTXSession:
                 self.pages_answered += 1
             prompt = find_prompt(buffer)
             if prompt is not None:
-                if settle > 0:
+                if settle > 0 and (not settle_in_header or _maybe_comment(buffer, prompt)):
                     more = self._recv(settle)
                     if more is not None:
                         buffer += more
@@ -514,6 +521,16 @@ class RTXSession:
             chunk = self._recv(min(remaining, 1.0))
             if chunk is not None:
                 buffer += chunk
+
+
+def _maybe_comment(buffer: bytes, prompt: str) -> bool:
+    """Whether the prompt ending ``buffer`` could be the start of a ``# `` comment line cut at a
+    packet boundary: only a bare ``# ``, and only while every line after the echo is a ``#``
+    line (``show config`` prints them as its header, before anything else)."""
+    if prompt != "# ":
+        return False
+    lines = clean_output(decode_output(buffer)).split("\n")[1:-1]
+    return all(not line.strip() or line.lstrip().startswith("#") for line in lines)
 
 
 def _columns_value(line: str | None) -> int:

@@ -1,0 +1,377 @@
+"""Confirm or roll back: the commit gate between a router delta and the router's flash.
+
+In NAPALM's vocabulary (pyinfra-vyos uses the same steps): the running config is read and
+*compared* with the desired owned lines (:func:`ipip6.rtx.config.compare`); the delta is the
+*candidate*. :func:`commit` sends it line by line **without saving**, then *confirms* it with
+:data:`Check` functions run on the router (by default: ``show config`` is read again, the owned
+section must now equal the desired one and nothing outside it may have moved). Saving is a step
+of its own (:func:`save`), taken only after the confirmation passed.
+
+Any of these *rolls back*: an ``Error:`` line, a failed check, a lost connection or a timeout.
+Rolling back sends the delta's rollback commands (which set every touched line back to its value
+before the run, so they work from any half-applied state), on a fresh session when the old one
+died, reads ``show config`` again and reports whether the owned lines are as they were. Nothing
+is saved then; if the rollback itself cannot be sent, the saved config is still the old one and
+a ``restart`` of the router brings it back.
+
+Converging with the saved config: a later run compares the running config with the desired
+lines *and* the saved config (``show config N``) with the running one, so a run that applied
+and confirmed but never saved (or a change made by hand and not saved) is saved by the next run.
+Unsaved changes *outside* the owned lines block the run: ``save`` would write them too.
+
+This module is I/O-free apart from the :class:`Router` it is handed (the ``@rtx`` connector in
+a deploy, a fake in unit tests).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from pyinfra.api.exceptions import ConnectError
+
+from ipip6.rtx.config import (
+    ConfigDelta,
+    OwnedSection,
+    RouterConfig,
+    compare,
+    line_diff,
+    owned_view,
+    render_owned,
+    unowned_view,
+)
+from ipip6.rtx.session import CommandResult, SessionError
+
+# Console settings the CLI session itself sets and puts back (see ipip6.rtx.session): they may
+# show in the running config during a session and never count as a change.
+SESSION_KEYS = ("console lines", "console columns")
+
+# A lost connection, a timeout, a router that stopped following the CLI's rules.
+TRANSPORT_FAULTS = (OSError, EOFError, SessionError, ConnectError)
+
+
+class Router(Protocol):
+    """What the gate needs from a router connection (the ``@rtx`` connector provides it)."""
+
+    pending_commit: PendingCommit | None
+
+    @property
+    def alive(self) -> bool: ...
+
+    def cli(self, line: str) -> CommandResult:
+        """One CLI line; raises ``OSError`` for transport faults."""
+        ...
+
+    def reconnect(self) -> None:
+        """A fresh SSH connection and CLI session in administrator mode (``ConnectError``)."""
+        ...
+
+
+class ReadError(Exception):
+    """``show config`` answered with an error line."""
+
+
+# --------------------------------------------------------------------------------------------
+# Plans
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A candidate: the delta from the running config as read, and what to roll back to."""
+
+    desired: OwnedSection
+    before: RouterConfig
+    delta: ConfigDelta
+
+    @classmethod
+    def make(cls, running: RouterConfig, desired: OwnedSection) -> Plan:
+        return cls(desired, running, compare(running, desired))
+
+    @property
+    def before_owned(self) -> list[str]:
+        return owned_view(self.before, self.desired)
+
+    def __repr__(self) -> str:  # short: pyinfra may print commands (and configs hold secrets)
+        return f"Plan(tunnel {self.desired.tunnel_number}, {len(self.delta.commands)} commands)"
+
+
+@dataclass(frozen=True)
+class PendingCommit:
+    """Applied and confirmed, not saved yet: what :func:`save` rolls back if saving fails."""
+
+    plan: Plan
+
+    def __repr__(self) -> str:
+        return f"PendingCommit({self.plan!r})"
+
+
+def unsaved_outside(running: RouterConfig, saved: RouterConfig, desired: OwnedSection) -> list[str]:
+    """Differences between the saved and the running config outside the owned lines (and the
+    session's console settings), as ``-saved`` / ``+running`` lines, secrets hidden."""
+    before = unowned_view(saved, desired, SESSION_KEYS)
+    after = unowned_view(running, desired, SESSION_KEYS)
+    return line_diff(before, after) if before != after else []
+
+
+def saved_is_current(running: RouterConfig, saved: RouterConfig, desired: OwnedSection) -> bool:
+    """Whether ``save`` would change nothing the deploy cares about: owned lines equal, and
+    nothing else differs (the session's console settings aside)."""
+    return owned_view(running, desired) == owned_view(saved, desired) and not unsaved_outside(
+        running, saved, desired
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Checks (the confirmation)
+
+
+@dataclass
+class CheckContext:
+    """What a check sees: the plan, the running config read back after the commit, and the
+    router (for checks that ask it more, e.g. a status command)."""
+
+    router: Router
+    plan: Plan
+    running: RouterConfig
+
+
+Check = Callable[[CheckContext], "str | None"]
+"""A confirmation step: ``None`` when it holds, else why not (one line, no secrets)."""
+
+
+def owned_lines_as_desired(ctx: CheckContext) -> str | None:
+    """The owned section read back equals the desired one."""
+    left = compare(ctx.running, ctx.plan.desired)
+    if not left:
+        return None
+    return "the owned lines read back differ from the desired ones: " + "; ".join(
+        line_diff(owned_view(ctx.running, ctx.plan.desired), _desired_view(ctx.plan.desired))
+    )
+
+
+def nothing_else_changed(ctx: CheckContext) -> str | None:
+    """No line outside the owned section moved while the delta was applied."""
+    before = unowned_view(ctx.plan.before, ctx.plan.desired, SESSION_KEYS)
+    after = unowned_view(ctx.running, ctx.plan.desired, SESSION_KEYS)
+    if before == after:
+        return None
+    return "lines outside the owned section changed: " + "; ".join(line_diff(before, after))
+
+
+DEFAULT_CHECKS: tuple[Check, ...] = (owned_lines_as_desired, nothing_else_changed)
+
+
+def _desired_view(desired: OwnedSection) -> list[str]:
+    return render_owned(desired.tunnel_number, desired.global_lines, desired.tunnel_lines)
+
+
+# --------------------------------------------------------------------------------------------
+# Results
+
+
+@dataclass
+class Result:
+    """What happened. ``ok``: the step holds. ``messages``: (level, text) for the host log,
+    in order; ``restored``: after a failure, whether the owned lines are back as before."""
+
+    ok: bool
+    messages: list[tuple[str, str]] = field(default_factory=list)
+    restored: bool | None = None
+
+    def add(self, level: str, text: str) -> None:
+        self.messages.append((level, text))
+
+
+def read_running(router: Router) -> RouterConfig:
+    return _read(router, "show config")
+
+
+def read_saved(router: Router, number: int) -> RouterConfig | None:
+    try:
+        return _read(router, f"show config {int(number)}")
+    except ReadError:
+        return None
+
+
+def _read(router: Router, command: str) -> RouterConfig:
+    result = router.cli(command)
+    if not result.ok:
+        raise ReadError(f"{command}: {result.error}")
+    return RouterConfig.parse(result.output)
+
+
+# --------------------------------------------------------------------------------------------
+# Commit, confirm, roll back
+
+
+def commit(router: Router, plan: Plan, checks: Sequence[Check] = DEFAULT_CHECKS) -> Result:
+    """Send the delta (nothing saved), confirm it with ``checks``; on any failure roll back.
+
+    On success ``router.pending_commit`` holds the plan, for :func:`save` to roll back should
+    saving fail. A plan without commands is only confirmed (nothing to roll back).
+    """
+    commands = plan.delta.commands
+    sent = 0
+    try:
+        for line in commands:
+            result = router.cli(line)
+            if not result.ok:
+                return rollback(
+                    router, plan, f"router rejected {line!r}: {result.error}", sent=sent
+                )
+            sent += 1
+        running = read_running(router)
+        context = CheckContext(router, plan, running)
+        problems = [problem for problem in (check(context) for check in checks) if problem]
+    except TRANSPORT_FAULTS as exc:
+        where = f"after {sent} of {len(commands)} commands" if commands else "while verifying"
+        return rollback(router, plan, f"connection lost {where}: {exc}", sent=sent)
+    except ReadError as exc:
+        return rollback(router, plan, f"could not read the config back: {exc}", sent=sent)
+    if problems:
+        return rollback(router, plan, "verification failed: " + "; ".join(problems), sent=sent)
+
+    result = Result(ok=True)
+    if commands:
+        router.pending_commit = PendingCommit(plan)
+        result.add("info", f"applied {len(commands)} commands and verified them (not saved yet)")
+    return result
+
+
+def rollback(router: Router, plan: Plan, reason: str, *, sent: int | None = None) -> Result:
+    """Put the owned lines back as they were before ``plan`` (nothing saved) and report
+    ``reason``. Tries twice, each time on a fresh session if the current one is dead."""
+    result = Result(ok=False)
+    result.add("error", reason)
+    router.pending_commit = None
+    if sent == 0 and router.alive:
+        result.restored = True
+        result.add("error", "nothing was changed on the router; nothing saved")
+        return result
+
+    failure = ""
+    for _attempt in range(2):
+        try:
+            if not router.alive:
+                result.add("warning", "connecting again to roll back (new SSH session)")
+                router.reconnect()
+            rejected = []
+            for line in ("tunnel select none", *plan.delta.rollback):
+                answer = router.cli(line)
+                if not answer.ok:
+                    rejected.append(f"{line!r}: {answer.error}")
+            now = read_running(router)
+        except TRANSPORT_FAULTS as exc:
+            failure = f"rollback interrupted: {exc}"
+            continue
+        except ReadError as exc:
+            failure = f"could not read the config after the rollback: {exc}"
+            break
+        after = owned_view(now, plan.desired)
+        if after == plan.before_owned:
+            result.restored = True
+            detail = f" ({len(rejected)} rollback lines refused: {'; '.join(rejected)})"
+            result.add(
+                "error",
+                "rolled back: the owned lines are as they were before this run; nothing saved"
+                + (detail if rejected else ""),
+            )
+            return result
+        failure = "the owned lines are NOT as before: " + "; ".join(
+            line_diff(plan.before_owned, after)
+        )
+        if rejected:
+            failure += f" (rollback lines refused: {'; '.join(rejected)})"
+        break
+
+    result.restored = False
+    result.add(
+        "error",
+        f"ROLLBACK FAILED ({failure}). Nothing was saved: the saved config is unchanged, and a "
+        "`restart` of the router drops the unsaved changes (see README, Safety)",
+    )
+    return result
+
+
+def save(
+    router: Router,
+    desired: OwnedSection,
+    running: RouterConfig | None,
+    *,
+    config_file: int = 0,
+) -> Result:
+    """``save``, then read the saved config back (``show config N``) and check it matches
+    ``running`` (the running config as read just before; ``None`` when the router cannot show
+    a saved config: then nothing is read back). If saving fails (an error line, a lost
+    connection, a router that restarted) the change this run committed
+    (``router.pending_commit``) is rolled back; a save that went through despite a lost
+    connection counts as done."""
+    pending = router.pending_commit
+    try:
+        answer = router.cli("save")
+        if not answer.ok:
+            return _save_failed(router, pending, f"router rejected 'save': {answer.error}")
+        if running is None:
+            router.pending_commit = None
+            return Result(ok=True)
+        saved = read_saved(router, config_file)
+    except TRANSPORT_FAULTS as exc:
+        return _save_interrupted(router, desired, pending, config_file, exc)
+    if saved is None or not saved_is_current(running, saved, desired):
+        return _save_failed(
+            router,
+            pending,
+            f"after save, show config {config_file} still differs from the running config",
+        )
+    router.pending_commit = None
+    return Result(ok=True)
+
+
+def _save_interrupted(
+    router: Router,
+    desired: OwnedSection,
+    pending: PendingCommit | None,
+    config_file: int,
+    exc: BaseException,
+) -> Result:
+    """The connection went while saving: look on a fresh session whether the save happened."""
+    reason = f"connection lost while saving: {exc}"
+    try:
+        router.reconnect()  # to look: did the save happen?
+        running = read_running(router)
+        saved = read_saved(router, config_file)
+    except (*TRANSPORT_FAULTS, ReadError) as again:
+        result = Result(ok=False, restored=False)
+        result.add("error", reason)
+        result.add(
+            "error",
+            f"could not reconnect to check ({again}). The change may be unsaved: a `restart` "
+            "of the router drops it; `show config` vs `show config "
+            f"{config_file}` shows (see README, Safety)",
+        )
+        router.pending_commit = None
+        return result
+    if (
+        saved is not None
+        and saved_is_current(running, saved, desired)
+        and not compare(saved, desired)
+    ):
+        router.pending_commit = None
+        result = Result(ok=True)
+        result.add("warning", f"{reason}; the saved config holds the change all the same")
+        return result
+    return _save_failed(router, pending, reason)
+
+
+def _save_failed(router: Router, pending: PendingCommit | None, reason: str) -> Result:
+    if pending is not None:
+        return rollback(router, pending.plan, reason + "; not saved")
+    result = Result(ok=False)
+    result.add("error", reason)
+    result.add(
+        "error",
+        "this run changed nothing on the router; the running config still differs from the "
+        "saved one (unsaved)",
+    )
+    return result
