@@ -9,6 +9,7 @@ each prints a unified diff of the files it would change before it yields anythin
 from __future__ import annotations
 
 import hashlib
+import logging
 import shlex
 from io import StringIO
 from pathlib import PurePosixPath
@@ -103,6 +104,11 @@ def _confirm_over_new_connection(state: State, host: Host, token: str) -> bool:
     made exactly as the first one was (keys, known_hosts, ssh_config, port).
     """
     connector = host.connector_cls(state, host)
+    # A refused connection is an expected answer here: keep paramiko's thread from printing
+    # its traceback; the outcome is reported below and by the next command.
+    transport_log = logging.getLogger("paramiko.transport")
+    level = transport_log.level
+    transport_log.setLevel(logging.CRITICAL)
     try:
         connector.connect()
         ok, _ = connector.run_shell_command(
@@ -115,7 +121,8 @@ def _confirm_over_new_connection(state: State, host: Host, token: str) -> bool:
     finally:
         client = getattr(connector, "client", None)
         if client is not None:
-            client.close()
+            client.close()  # joins paramiko's transport thread, whose last words we silence
+        transport_log.setLevel(level)
     return True
 
 

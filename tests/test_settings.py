@@ -105,3 +105,13 @@ def test_router_settings():
     assert s.rtx_tunnel_number == 1
     assert s.rtx_admin_password.get_secret_value() == "pw"
     assert "pw" not in repr(s)
+
+
+def test_readme_documents_every_data_key():
+    from pathlib import Path
+
+    from ipip6.settings import known_keys
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    missing = [key for key in sorted(known_keys()) if f"`{key}`" not in readme]
+    assert missing == []

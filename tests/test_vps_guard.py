@@ -32,6 +32,7 @@ def test_confirm_commits_only_with_the_token():
     commit, rollback = text.split("; else ")
     assert "systemctl stop ipip6-guard-firewall.timer; mv -f a.new a" in commit
     assert f"sh {GUARD_DIR}/firewall.restore" in rollback and "exit 1" in rollback
+    assert rollback.startswith("systemctl stop ipip6-guard-firewall.timer; ")
     assert "mv -f" not in rollback
     assert sh_syntax_ok(text)
     assert new_token() != token

@@ -63,7 +63,7 @@ class Guard:
         quoted = shlex.quote(token)
         return (
             f"if [ -e {quoted} ]; then rm -f {quoted}; {commit}; "
-            f"else sh {shlex.quote(self.script)}; "
+            f"else systemctl stop {shlex.quote(self.unit)}.timer; sh {shlex.quote(self.script)}; "
             f"echo 'no new SSH connection could be opened after the {self.name} change: "
             f"rolled back to the previous state' >&2; exit 1; fi"
         )
