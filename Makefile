@@ -22,6 +22,10 @@ test: venv lint
 	$(PY) -m lab.host_packages
 	$(PY) -m pytest -v -ra
 
+# The whole tunnel in a local lab: VM (the VPS) + RTX simulator (the router), deploy, traffic.
+demo: venv
+	$(PY) -m lab.demo
+
 test-unit: venv
 	$(PY) -m pytest -v -m "not vm and not sim"
 

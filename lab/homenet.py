@@ -1,0 +1,655 @@
+"""The rest of the world inside the lab VM: an "internet", the router's data plane, a home LAN.
+
+The lab VM's root network namespace is the VPS. Everything else lives in network namespaces
+inside the VM, with documentation prefixes only, so none of it exists outside the VM:
+
+::
+
+    home (netns)          rtx (netns): the router          VPS (VM root ns)        inet (netns)
+    eth0 198.51.100.10 -- lan1 198.51.100.1                lab-inet 203.0.113.1 -- eth0 203.0.113.2
+      default via .1      lan2 2001:db8:2::1 ------------- lab-rtx 2001:db8:2::fffe
+                          tunnel1: ipip6 to 2001:db8:1::1  ens3 2001:db8:1::1 (netplan)
+                          IPv4 default into tunnel1        tun-home (the deploy's)
+
+The router's data plane is configured from the RTX simulator's config text (read here with a
+small reader of its own, independent of the deploy's driver), the way the router applies its
+config when it boots:
+
+- ``ip lanN address A/L``, ``ipv6 lanN address A/L``, ``ipv6 route default gateway G``;
+- ``tunnel select N`` + ``tunnel encapsulation ipip`` + ``tunnel endpoint address [LOCAL] REMOTE``
+  + ``tunnel enable N``: an ip6tnl ``mode ipip6 … encaplimit none`` (the router sends no
+  Tunnel Encapsulation Limit option); ``ip tunnel mtu``; ``ip tunnel tcp mss limit auto|N``:
+  the MSS of SYNs in and out of the tunnel clamped to MTU - 40 (or N);
+- ``ip route default gateway tunnel N`` (and ``ip route NET gateway tunnel N|ADDR``).
+
+And the RTX1200's quirk: incoming IPv6 packets that carry a Destination Options header are
+dropped ("received malformed option"), by an nftables rule with a counter.
+
+Usage (``vm`` is a running :class:`lab.vm.LabVM`)::
+
+    net = HomeNet(vm)
+    net.build(router_config_text)   # (re)creates every namespace: what a router boot does
+    net.ping().received, net.transfer().throughput_mbit, net.drop_counter()
+    net.destroy()
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import re
+import shlex
+import time
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from lab.vm import SSHCommandError
+
+# --- the lab's fixed wiring (what an ISP and the internet would provide) -----------------------
+
+VPS_IPV6 = "2001:db8:1::1"  # on the VM's ens3 (lab netplan): the tunnel's VPS end
+VPS_UPLINK = "lab-inet"  # the VPS's IPv4 uplink in the lab: the deploy's uplink_interface
+VPS_UPLINK_IPV4 = "203.0.113.1"  # the VPS's public IPv4 address: what NAT makes home look like
+INTERNET_HOST = "203.0.113.2"  # a host "on the internet", also the VPS's IPv4 gateway
+VPS_TO_ROUTER = "lab-rtx"  # the VPS's side of the IPv6 path to the router
+ISP_GATEWAY_IPV6 = "2001:db8:2::fffe"  # the router's IPv6 gateway (the VPS's side of that path)
+ROUTER_WAN_IPV6 = "2001:db8:2::1"  # the router's WAN address when its config names none
+HOME_HOST_INDEX = 10  # the LAN host is the 10th address of the router's lan1 network
+
+NAMESPACES = ("home", "rtx", "inet")
+QUIRK_TABLE = "rtx_quirk"
+MSS_TABLE = "rtx_mss"
+DEFAULT_TUNNEL_MTU = 1280  # an RTX tunnel's MTU without `ip tunnel mtu`
+
+#: The router's config before the deploy: near factory settings, with the lab's LAN and WAN.
+ROUTER_FACTORY_CONFIG = f"""\
+# The lab's home router: an RTX close to factory settings, with an SSH login, the home LAN on
+# lan1 and the IPoE line on lan2 (the address an ISP's RA would give, written out).
+login user admin *
+ip lan1 address 198.51.100.1/24
+ipv6 lan2 address {ROUTER_WAN_IPV6}/64
+ipv6 route default gateway {ISP_GATEWAY_IPV6}
+dns host lan1
+sshd service on
+sshd host key generate *
+"""
+
+
+class RouterConfigError(ValueError):
+    pass
+
+
+class _VM(Protocol):
+    def ssh(self, command, user=..., check=..., timeout=..., input=..., connect_timeout=...): ...
+
+
+def ssh(vm: _VM, command: str, check: bool = True, **kwargs):
+    """``vm.ssh`` with one retry when the connection itself fails (exit 255): a restart of
+    systemd-networkd (the deploy does one) re-configures the VM's uplink for a moment."""
+    proc = vm.ssh(command, check=False, **kwargs)
+    if proc.returncode == 255:
+        time.sleep(3)
+        proc = vm.ssh(command, check=False, **kwargs)
+    if check and proc.returncode != 0:
+        raise SSHCommandError(proc.returncode, f"ssh root@vm {command}", proc.stdout, proc.stderr)
+    return proc
+
+
+# --- the router's config, read independently of the deploy's driver --------------------------
+
+
+@dataclass
+class Tunnel:
+    number: int
+    encapsulation: str | None = None
+    local: str | None = None
+    remote: str | None = None
+    mtu: int = DEFAULT_TUNNEL_MTU
+    tcp_mss: str = "off"  # "auto", "off" or a number
+    enabled: bool = False
+
+    @property
+    def ifname(self) -> str:
+        return f"tunnel{self.number}"
+
+    @property
+    def is_ipip6(self) -> bool:
+        """IPv4 inside IPv6: what the lab builds (other tunnels are reported, not built)."""
+        return (
+            self.encapsulation == "ipip"
+            and self.remote is not None
+            and ipaddress.ip_address(self.remote).version == 6
+        )
+
+    @property
+    def mss_limit(self) -> int | None:
+        if self.tcp_mss == "auto":
+            return self.mtu - 40
+        if self.tcp_mss.isdigit():
+            return int(self.tcp_mss)
+        return None
+
+
+@dataclass
+class RouterPlane:
+    """What the router's data plane needs from its config."""
+
+    ipv4: dict[str, ipaddress.IPv4Interface] = field(default_factory=dict)  # lan1 → 198.51.100.1/24
+    ipv6: dict[str, ipaddress.IPv6Interface] = field(default_factory=dict)
+    routes4: list[tuple[str, str]] = field(default_factory=list)  # (dest, "tunnel 1" | gateway)
+    routes6: list[tuple[str, str]] = field(default_factory=list)
+    tunnels: dict[int, Tunnel] = field(default_factory=dict)
+    ignored: list[str] = field(default_factory=list)  # owned by the router, not the data plane
+
+    @property
+    def wan_ipv6(self) -> str:
+        wan = self.ipv6.get("lan2")
+        return str(wan.ip) if wan is not None else ROUTER_WAN_IPV6
+
+    @property
+    def lan(self) -> ipaddress.IPv4Interface:
+        try:
+            return self.ipv4["lan1"]
+        except KeyError:
+            raise RouterConfigError("the router config has no `ip lan1 address`") from None
+
+    @property
+    def home_host(self) -> ipaddress.IPv4Interface:
+        net = self.lan.network
+        return ipaddress.IPv4Interface(f"{net[HOME_HOST_INDEX]}/{net.prefixlen}")
+
+    def active_tunnels(self) -> list[Tunnel]:
+        return [t for t in self.tunnels.values() if t.enabled and t.is_ipip6]
+
+
+_TUNNEL_KEYS = (
+    "tunnel encapsulation",
+    "tunnel endpoint",
+    "ip tunnel mtu",
+    "ip tunnel tcp mss limit",
+    "tunnel enable",
+)
+
+
+def parse_router_config(text: str) -> RouterPlane:
+    """Read a ``show config`` text (as the simulator saves it) into a :class:`RouterPlane`."""
+    plane = RouterPlane()
+    current: Tunnel | None = None
+
+    def tunnel(number: str) -> Tunnel:
+        n = int(number)
+        return plane.tunnels.setdefault(n, Tunnel(n))
+
+    for raw in text.splitlines():
+        if not raw.strip() or raw.lstrip().startswith("#"):
+            continue
+        indented = raw[:1] in (" ", "\t")
+        words = raw.split()
+        line = " ".join(words)
+        if not indented:
+            current = None
+        if words[:2] == ["tunnel", "select"]:
+            current = None if words[2] == "none" else tunnel(words[2])
+            continue
+        if words[:2] == ["tunnel", "enable"] and len(words) == 3:
+            tunnel(words[2]).enabled = True  # valid anywhere, shown inside the block
+            continue
+        if current is not None and line.startswith(_TUNNEL_KEYS):
+            if words[:2] == ["tunnel", "encapsulation"]:
+                current.encapsulation = words[2]
+            elif words[:3] == ["tunnel", "endpoint", "address"]:
+                if len(words) == 5:
+                    current.local, current.remote = words[3], words[4]
+                else:
+                    current.remote = words[3]
+            elif words[:4] == ["tunnel", "endpoint", "local", "address"]:
+                current.local = words[4]
+            elif words[:4] == ["tunnel", "endpoint", "remote", "address"]:
+                current.remote = words[4]
+            elif words[:3] == ["ip", "tunnel", "mtu"]:
+                current.mtu = int(words[3])
+            elif words[:5] == ["ip", "tunnel", "tcp", "mss", "limit"]:
+                current.tcp_mss = words[5]
+            else:
+                plane.ignored.append(line)
+            continue
+        m = re.fullmatch(r"ip (lan\d+) address (\S+/\d+)", line)
+        if m:
+            plane.ipv4[m[1]] = ipaddress.IPv4Interface(m[2])
+            continue
+        m = re.fullmatch(r"ipv6 (lan\d+) address ([0-9a-fA-F:]+/\d+)", line)
+        if m:
+            plane.ipv6[m[1]] = ipaddress.IPv6Interface(m[2])
+            continue
+        m = re.fullmatch(r"ip route (\S+) gateway (tunnel \d+|[0-9.]+)", line)
+        if m:
+            plane.routes4.append((m[1], m[2]))
+            continue
+        m = re.fullmatch(r"ipv6 route (\S+) gateway ([0-9a-fA-F:]+)(?:%\S+)?", line)
+        if m:
+            plane.routes6.append((m[1], m[2]))
+            continue
+        plane.ignored.append(line)
+    return plane
+
+
+# --- building the namespaces -------------------------------------------------------------------
+
+
+def _q(*words: object) -> str:
+    return " ".join(shlex.quote(str(w)) for w in words)
+
+
+def teardown_script() -> str:
+    """Shell that removes every namespace and VPS-side link of the lab (idempotent)."""
+    lines = ["set +e"]
+    for ns in NAMESPACES:
+        lines.append(f"ip netns pids {ns} 2>/dev/null | xargs -r kill -9 2>/dev/null")
+        lines.append(f"ip netns del {ns} 2>/dev/null")
+    for link in (VPS_UPLINK, VPS_TO_ROUTER):
+        lines.append(f"ip link del {link} 2>/dev/null")
+    lines.append(f"ip route del default via {INTERNET_HOST} 2>/dev/null")
+    lines.append("true")
+    return "\n".join(lines) + "\n"
+
+
+def router_nft(plane: RouterPlane, quirk: bool) -> str:
+    """The router's packet filter: the RTX1200's quirk and the tunnels' MSS limits."""
+    out = []
+    if quirk:
+        out += [
+            f"table ip6 {QUIRK_TABLE} {{",
+            "  chain prerouting {",
+            "    type filter hook prerouting priority -300; policy accept;",
+            '    exthdr dst exists counter drop comment "RTX1200: received malformed option"',
+            "  }",
+            "}",
+        ]
+    clamps = [(t.ifname, t.mss_limit) for t in plane.active_tunnels() if t.mss_limit]
+    if clamps:
+        out += [
+            f"table ip {MSS_TABLE} {{",
+            "  chain forward {",
+            "    type filter hook forward priority mangle; policy accept;",
+        ]
+        for ifname, mss in clamps:
+            for direction in ("iifname", "oifname"):
+                out.append(
+                    f'    {direction} "{ifname}" tcp flags & (syn | rst) == syn '
+                    f"tcp option maxseg size > {mss} tcp option maxseg size set {mss}"
+                )
+        out += ["  }", "}"]
+    return "\n".join(out) + "\n"
+
+
+def build_script(plane: RouterPlane, quirk: bool = True) -> str:
+    """Shell (run as root in the VM) that (re)creates the lab's namespaces from ``plane``."""
+    rtx = "ip -n rtx"
+    lan = plane.lan
+    home = plane.home_host
+    lines = [
+        teardown_script(),
+        "set -e",
+        *(f"ip netns add {ns}" for ns in NAMESPACES),
+        *(f"ip -n {ns} link set lo up" for ns in NAMESPACES),
+        # the internet, behind the VPS's IPv4 uplink
+        f"ip link add {VPS_UPLINK} type veth peer name eth0 netns inet",
+        f"ip addr add {VPS_UPLINK_IPV4}/24 dev {VPS_UPLINK}",
+        f"ip link set {VPS_UPLINK} up",
+        f"ip -n inet addr add {INTERNET_HOST}/24 dev eth0",
+        "ip -n inet link set eth0 up",
+        f"ip route replace default via {INTERNET_HOST} dev {VPS_UPLINK}",
+        # the IPv6 path between the VPS and the router's WAN (lan2)
+        f"ip link add {VPS_TO_ROUTER} type veth peer name lan2 netns rtx",
+        f"ip addr add {ISP_GATEWAY_IPV6}/64 dev {VPS_TO_ROUTER} nodad",
+        f"ip link set {VPS_TO_ROUTER} up",
+        # the home LAN (lan1) and its host
+        f"{rtx} link add lan1 type veth peer name eth0 netns home",
+        f"ip -n home addr add {home} dev eth0",
+        "ip -n home link set eth0 up",
+        f"ip -n home route add default via {lan.ip}",
+        # the router: the kernel's defaults, then its config
+        "ip netns exec rtx sysctl -qw net.ipv4.conf.all.forwarding=1",
+        "ip netns exec rtx sysctl -qw net.ipv6.conf.all.accept_ra=0",
+        f"{rtx} link set lan1 up",
+        f"{rtx} link set lan2 up",
+    ]
+    for ifname, addr in plane.ipv4.items():
+        if ifname in ("lan1", "lan2"):
+            lines.append(_q("ip", "-n", "rtx", "addr", "add", addr, "dev", ifname))
+    if "lan2" not in plane.ipv6:
+        lines.append(_q("ip", "-n", "rtx", "addr", "add", f"{ROUTER_WAN_IPV6}/64", "dev", "lan2"))
+        lines[-1] += " nodad"
+    for ifname, addr6 in plane.ipv6.items():
+        if ifname in ("lan1", "lan2"):
+            lines.append(_q("ip", "-n", "rtx", "addr", "add", addr6, "dev", ifname) + " nodad")
+    for dest, gateway in plane.routes6:
+        lines.append(_q("ip", "-n", "rtx", "-6", "route", "replace", dest, "via", gateway))
+    if not any(dest == "default" for dest, _ in plane.routes6):
+        lines.append(_q("ip", "-n", "rtx", "-6", "route", "replace", "default", "via",
+                        ISP_GATEWAY_IPV6))  # fmt: skip
+    # The filter first: no packet reaches a tunnel of the router unfiltered.
+    lines.append(f"ip netns exec rtx nft -f - <<'NFT'\n{router_nft(plane, quirk)}NFT")
+    for t in plane.active_tunnels():
+        local = t.local or plane.wan_ipv6
+        lines.append(
+            _q(*rtx.split(), "link", "add", t.ifname, "type", "ip6tnl", "mode", "ipip6")
+            + " "
+            + _q("local", local, "remote", t.remote, "encaplimit", "none")
+        )
+        lines.append(_q(*rtx.split(), "link", "set", t.ifname, "mtu", t.mtu, "up"))
+    gateways = {f"tunnel {t.number}": t.ifname for t in plane.active_tunnels()}
+    for dest, gateway in plane.routes4:
+        if gateway in gateways:
+            lines.append(_q("ip", "-n", "rtx", "route", "replace", dest, "dev", gateways[gateway]))
+        elif not gateway.startswith("tunnel"):
+            lines.append(_q("ip", "-n", "rtx", "route", "replace", dest, "via", gateway))
+    return "\n".join(lines) + "\n"
+
+
+# --- probes --------------------------------------------------------------------------------------
+
+# Runs as root in the VM (python3 of the image): counters, captures, a TCP transfer from the home
+# host to the internet host, all in one SSH round trip.
+_TRANSFER_PROBE = r"""
+import hashlib, json, os, re, subprocess, sys, time
+
+size, port, timeout = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3])
+NS = ["", "rtx", "home", "inet"]
+
+def in_ns(ns, argv):
+    return (["ip", "netns", "exec", ns] if ns else []) + argv
+
+def counters():
+    out = {}
+    for ns in NS:
+        text = subprocess.run(in_ns(ns, ["cat", "/proc/net/snmp", "/proc/net/snmp6"]),
+                              capture_output=True, text=True).stdout
+        values = {}
+        lines = text.splitlines()
+        for head, vals in zip(lines, lines[1:]):
+            if head.startswith("Ip: ") and vals.startswith("Ip: "):
+                values.update(zip(head.split()[1:], map(int, vals.split()[1:])))
+        for line in lines:
+            parts = line.split()
+            if len(parts) == 2 and parts[0].startswith("Ip6"):
+                values[parts[0]] = int(parts[1])
+        keep = ("FragCreates", "FragFails", "ReasmReqds", "Ip6FragCreates", "Ip6FragFails",
+                "Ip6ReasmReqds")
+        out[ns or "vps"] = {k: values.get(k, 0) for k in keep}
+    return out
+
+def capture(ns, ifname, expr):
+    p = subprocess.Popen(in_ns(ns, ["tcpdump", "-i", ifname, "-nn", "-l", "-c", "1", expr]),
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        line = p.stderr.readline()
+        if "listening on" in line or not line:
+            break
+    return p
+
+def finish(p, deadline):
+    try:
+        out, _ = p.communicate(timeout=max(0.1, deadline - time.monotonic()))
+    except subprocess.TimeoutExpired:
+        p.kill()
+        out, _ = p.communicate()
+        return None
+    return out.strip() or None
+
+SERVER = r'''
+import hashlib, json, socket, sys, time
+port, timeout = int(sys.argv[1]), float(sys.argv[2])
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("0.0.0.0", port)); s.listen(1); s.settimeout(timeout)
+print("ready", flush=True)
+try:
+    c, peer = s.accept()
+    c.settimeout(timeout)
+    mss = c.getsockopt(socket.IPPROTO_TCP, socket.TCP_MAXSEG)
+    h, n = hashlib.sha256(), 0
+    while True:
+        b = c.recv(1 << 16)
+        if not b:
+            break
+        h.update(b); n += len(b)
+    c.sendall(h.hexdigest().encode()); c.close()
+    print(json.dumps({"peer": peer[0], "bytes": n, "sha256": h.hexdigest(), "mss": mss}))
+except Exception as exc:
+    print(json.dumps({"error": "%s: %s" % (type(exc).__name__, exc)}))
+'''
+
+CLIENT = r'''
+import hashlib, json, os, socket, sys, time
+host, port, size, timeout = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])
+data = os.urandom(size)
+res = {"sha256": hashlib.sha256(data).hexdigest(), "bytes": size}
+t0 = time.monotonic()
+try:
+    c = socket.create_connection((host, port), timeout=timeout)
+    t1 = time.monotonic()
+    res["connect_ms"] = (t1 - t0) * 1000
+    res["mss"] = c.getsockopt(socket.IPPROTO_TCP, socket.TCP_MAXSEG)
+    c.settimeout(timeout + size / 1e6)
+    c.sendall(data); c.shutdown(socket.SHUT_WR)
+    reply = b""
+    while True:
+        b = c.recv(128)
+        if not b:
+            break
+        reply += b
+    res["seconds"] = time.monotonic() - t1
+    res["echo_sha256"] = reply.decode()
+except Exception as exc:
+    res["error"] = "%s: %s" % (type(exc).__name__, exc)
+print(json.dumps(res))
+'''
+
+before = counters()
+SYN = "tcp dst port %d and tcp[tcpflags] & (tcp-syn|tcp-ack) == tcp-syn" % port
+SYNACK = "tcp src port %d and tcp[tcpflags] & (tcp-syn|tcp-ack) == (tcp-syn|tcp-ack)" % port
+syn = capture("inet", "eth0", SYN)
+synack = capture("home", "eth0", SYNACK)
+synack_vps = capture("", sys.argv[5], SYNACK)
+server = subprocess.Popen(in_ns("inet", ["python3", "-c", SERVER, str(port), str(timeout + 2)]),
+                          stdout=subprocess.PIPE, text=True)
+server.stdout.readline()
+client = subprocess.run(
+    in_ns("home", ["python3", "-c", CLIENT, sys.argv[4], str(port), str(size), str(timeout)]),
+    capture_output=True, text=True)
+try:
+    server_out = server.communicate(timeout=timeout + 10)[0]
+except subprocess.TimeoutExpired:
+    server.kill(); server_out = server.communicate()[0]
+deadline = time.monotonic() + 3  # the captures have seen their packet by now, or never will
+result = {
+    "client": json.loads(client.stdout) if client.stdout.strip() else {"error": client.stderr},
+    "server": json.loads(server_out) if server_out.strip() else {"error": "no output"},
+    "syn": finish(syn, deadline), "synack": finish(synack, deadline),
+    "synack_vps": finish(synack_vps, deadline),
+    "counters_before": before, "counters_after": counters(),
+}
+print(json.dumps(result))
+"""
+
+
+@dataclass
+class PingResult:
+    sent: int
+    received: int
+    rtt_avg_ms: float | None
+    output: str
+
+    @property
+    def ok(self) -> bool:
+        return self.sent > 0 and self.received == self.sent
+
+
+@dataclass
+class TransferResult:
+    size: int
+    client: dict
+    server: dict
+    syn: str | None  # the SYN as the internet host saw it (tcpdump line)
+    synack: str | None  # the SYN-ACK as the home host saw it
+    synack_vps: str | None  # the SYN-ACK as the VPS sent it into the tunnel
+    counters_before: dict
+    counters_after: dict
+
+    @property
+    def ok(self) -> bool:
+        c, s = self.client, self.server
+        return (
+            "error" not in c
+            and "error" not in s
+            and c.get("echo_sha256") == c.get("sha256") == s.get("sha256")
+            and s.get("bytes") == self.size
+        )
+
+    @property
+    def error(self) -> str | None:
+        return self.client.get("error") or self.server.get("error")
+
+    @property
+    def source_seen(self) -> str | None:
+        """The source address the internet host saw: the VPS's, through NAT."""
+        return self.server.get("peer")
+
+    @property
+    def seconds(self) -> float | None:
+        return self.client.get("seconds")
+
+    @property
+    def throughput_mbit(self) -> float | None:
+        if not self.ok or not self.seconds:
+            return None
+        return self.size * 8 / self.seconds / 1e6
+
+    @staticmethod
+    def _mss(line: str | None) -> int | None:
+        m = re.search(r"\bmss (\d+)", line or "")
+        return int(m[1]) if m else None
+
+    @property
+    def syn_mss(self) -> int | None:
+        """MSS option of the home host's SYN on arrival at the internet host."""
+        return self._mss(self.syn)
+
+    @property
+    def synack_mss(self) -> int | None:
+        """MSS option of the internet host's SYN-ACK on arrival at the home host."""
+        return self._mss(self.synack)
+
+    @property
+    def synack_vps_mss(self) -> int | None:
+        """MSS option of the SYN-ACK as the VPS sends it into its tunnel (its own clamp)."""
+        return self._mss(self.synack_vps)
+
+    def fragmentation(self) -> dict[str, dict[str, int]]:
+        """Per namespace, the fragmentation counters that moved during the transfer."""
+        moved: dict[str, dict[str, int]] = {}
+        for ns, after in self.counters_after.items():
+            before = self.counters_before.get(ns, {})
+            diff = {k: v - before.get(k, 0) for k, v in after.items() if v != before.get(k, 0)}
+            if diff:
+                moved[ns] = diff
+        return moved
+
+
+class HomeNet:
+    """The lab's namespaces in a running lab VM (see the module's docstring)."""
+
+    def __init__(self, vm: _VM, profile: str = "rtx1200") -> None:
+        self.vm = vm
+        #: The RTX1200 drops IPv6 packets with a Destination Options header; newer models do not.
+        self.quirk = profile == "rtx1200"
+        self.plane: RouterPlane | None = None
+
+    def _sh(self, script: str, timeout: float = 120, check: bool = True):
+        return ssh(self.vm, "bash -s", input=script, timeout=timeout, check=check)
+
+    def build(self, router_config: str) -> RouterPlane:
+        """(Re)create every namespace, the router's data plane from ``router_config``."""
+        plane = parse_router_config(router_config)
+        self._sh(build_script(plane, quirk=self.quirk))
+        self.plane = plane
+        return plane
+
+    def destroy(self) -> None:
+        self._sh(teardown_script(), check=False)
+        self.plane = None
+
+    @property
+    def home_host(self) -> str:
+        plane = self.plane or parse_router_config(ROUTER_FACTORY_CONFIG)
+        return str(plane.home_host.ip)
+
+    def ping(self, count: int = 3, target: str = INTERNET_HOST, wait: float = 2) -> PingResult:
+        """``ping`` from the home host."""
+        proc = ssh(
+            self.vm,
+            f"ip netns exec home ping -n -c {count} -i 0.2 -W {wait:g} {shlex.quote(target)}",
+            check=False,
+            timeout=60 + count * wait,
+        )
+        out = proc.stdout + proc.stderr
+        m = re.search(r"(\d+) packets transmitted, (\d+) (?:packets )?received", out)
+        sent, received = (int(m[1]), int(m[2])) if m else (count, 0)
+        rtt = re.search(r"= [\d.]+/([\d.]+)/", out)
+        return PingResult(sent, received, float(rtt[1]) if rtt else None, out.strip())
+
+    def transfer(
+        self,
+        size: int = 4 << 20,
+        port: int = 5001,
+        timeout: float = 5,
+        target: str = INTERNET_HOST,
+        vps_tunnel: str = "tun-home",
+    ) -> TransferResult:
+        """Send ``size`` random bytes over TCP from the home host to the internet host; capture
+        the handshake's MSS options where they arrive (and where the VPS sends them into
+        ``vps_tunnel``) and the fragmentation counters of every namespace around it."""
+        proc = ssh(
+            self.vm,
+            _q("python3", "-", size, port, timeout, target, vps_tunnel),
+            input=_TRANSFER_PROBE,
+            timeout=120 + size / 1e5,
+        )
+        data = json.loads(proc.stdout.strip().splitlines()[-1])
+        return TransferResult(
+            size=size,
+            client=data["client"],
+            server=data["server"],
+            syn=data["syn"],
+            synack=data["synack"],
+            synack_vps=data["synack_vps"],
+            counters_before=data["counters_before"],
+            counters_after=data["counters_after"],
+        )
+
+    def drop_counter(self) -> int:
+        """Packets the router dropped for carrying a Destination Options header."""
+        if not self.quirk:
+            return 0
+        out = ssh(
+            self.vm, f"ip netns exec rtx nft -j list chain ip6 {QUIRK_TABLE} prerouting", timeout=60
+        ).stdout
+        for item in json.loads(out)["nftables"]:
+            for expr in item.get("rule", {}).get("expr", []):
+                if "counter" in expr:
+                    return int(expr["counter"]["packets"])
+        raise RuntimeError(f"no counter in the router's quirk chain: {out}")
+
+    def describe(self) -> str:
+        """The namespaces' links and routes, for error messages."""
+        return ssh(
+            self.vm,
+            'for ns in rtx home inet; do echo "== $ns"; ip -n $ns -br addr; '
+            "ip -n $ns -d link show type ip6tnl 2>/dev/null | grep -E 'ip6tnl|encap'; "
+            "ip -n $ns route; ip -n $ns -6 route; done; echo '== vps'; "
+            "ip -d link show type ip6tnl | grep -E 'ip6tnl|encap'; ip route",
+            check=False,
+            timeout=60,
+        ).stdout
