@@ -104,3 +104,20 @@ def test_a_confirmed_change_is_persisted_and_the_timer_cancelled(vps, lab_vm):
     assert "--dport 8080" in lab_vm.ssh("iptables-save").stdout
     assert vps().returncode == 0
     assert "--dport 8080" not in lab_vm.ssh("iptables-save").stdout
+
+
+def test_the_vps_password_is_never_printed(vps, lab_vm):
+    """pyinfra logs its paramiko arguments at --debug, a password among them: hidden."""
+    secret = "Vps-S3cret-pw-41d"
+    runs = [
+        vps("-vvv", "--debug", ssh_password=secret),
+        vps("--dry", "--diff", "--debug", ssh_password=secret, firewall_allow_tcp=[8443]),
+        vps("-vvv", user="ubuntu", ssh_password=secret, _sudo_password=secret),
+    ]
+    # The line that would carry it is there, with the value hidden.
+    assert "'password': '<hidden>'" in runs[0].output
+    for run in runs:
+        assert run.returncode == 0, run.output
+        assert secret not in run.output
+    leftovers = lab_vm.ssh(f"grep -rl {secret} /etc /run /tmp 2>/dev/null || true").stdout
+    assert leftovers.strip() == ""
