@@ -244,7 +244,7 @@ class RouterSettings(TunnelSite):
 
 
 # pyinfra's own keys: connector settings (ssh_*, winrm_*, ...) and global arguments (_sudo, ...).
-_PYINFRA_PREFIXES = ("ssh_", "_", "docker_", "local_", "chroot_", "winrm_", "terraform_")
+_PYINFRA_PREFIXES = ("ssh_", "_", "docker_", "local_", "chroot_", "winrm_", "terraform_", "fake_")
 # Keys of the @rtx connector that are not tunnel settings.
 RTX_CONNECTOR_KEYS = frozenset(
     {"rtx_known_hosts_file", "rtx_trust_new_host_key", "rtx_timeout", "rtx_legacy_ssh"}

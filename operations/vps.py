@@ -45,10 +45,10 @@ REQUIRED_PACKAGES = ("iptables", "iptables-persistent", "kmod", "iproute2")
 
 # iptables-persistent asks on install whether to save the current rules: answer "no" up front,
 # the deploy writes the files itself.
-_PRESEED = "\n".join(
+_PRESEED = [
     f"iptables-persistent iptables-persistent/autosave_{family} boolean false"
     for family in ("v4", "v6")
-)
+]
 
 _OWNED_UNIT_GLOBS = (
     f"{render.NETWORKD_DIR}/60-ipip6-*",
@@ -170,7 +170,8 @@ def packages(settings: VpsSettings):
             )
         yield "ufw --force disable"
 
-    yield StringCommand(f"printf '%s\\n' {shlex.quote(_PRESEED)} | debconf-set-selections")
+    answers = " ".join(shlex.quote(line) for line in _PRESEED)
+    yield StringCommand(f"printf '%s\\n' {answers} | debconf-set-selections")
     yield from apt.packages._inner(packages=missing, update=True)
 
 
