@@ -77,8 +77,14 @@ class _ConnectorRouter:
         return self.connector.alive
 
     def cli(self, line: str):
+        # The gate sends reads, ``save`` and config lines (the delta, its rollback, ``tunnel
+        # select none``): those change the running config only, so the saved config read
+        # before them still holds (the connector keeps it, and save needs no second read).
         return self.connector.cli(
-            line, print_input=self.state.print_input, print_output=self.state.print_output
+            line,
+            print_input=self.state.print_input,
+            print_output=self.state.print_output,
+            config_line=line != "save",
         )
 
     def reconnect(self) -> None:

@@ -14,6 +14,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -133,14 +134,16 @@ def pyinfra(
     *args: str,
     known: list[Simulator] | None = None,
     target: str = "deploy.py",
+    deploy_text: str = DEPLOY,
 ) -> Run:
-    """``pyinfra inventory.py TARGET -y ARGS`` in ``tmp``; known_hosts holds ``known``'s keys."""
+    """``pyinfra inventory.py TARGET -y ARGS`` in ``tmp``; known_hosts holds ``known``'s keys;
+    deploy.py is ``deploy_text`` (default: a small deploy of ``operations.rtx``)."""
     known_hosts = tmp / "known_hosts"
     if known is not None:
         known_hosts.write_text("".join(host_key_line(sim) for sim in known))
     hosts = [(name, {"ssh_known_hosts_file": str(known_hosts), **data}) for name, data in hosts]
     (tmp / "inventory.py").write_text(f"rtx = {hosts!r}\n")
-    (tmp / "deploy.py").write_text(DEPLOY)
+    (tmp / "deploy.py").write_text(deploy_text)
     json_out = target == "deploy.py"
     # -y skips pyinfra's change detection, which is what prints diffs in a dry run.
     yes = [] if "--dry" in args else ["-y"]
@@ -194,6 +197,13 @@ def writes(sim: Simulator, since: int = 0) -> list[str]:
     return [c for _, c in deploy_commands(sim, since) if not c.startswith("show ")]
 
 
+def reads(sim: Simulator, since: int = 0) -> Counter:
+    """How often each ``show`` command was sent, by (mode, command), from entry ``since`` on."""
+    return Counter(
+        (e.mode, e.command) for e in sim.command_log[since:] if e.command.startswith("show ")
+    )
+
+
 def assert_clean(sim: Simulator) -> None:
     """Nothing unsaved: the session left no trace in the running config."""
     assert not sim.dirty
@@ -223,6 +233,92 @@ def test_apply_on_factory_config_then_nothing_to_do(sims, tmp_path):
     assert writes(sim, since) == []
     assert "save" not in [c for _, c in deploy_commands(sim, since)]
     assert_clean(sim)
+
+
+def test_reads_per_run_no_op_reads_each_config_once(sims, tmp_path):
+    # "A no-op run is what users run most: keep it cheap. One config read per router."
+    sim = sims("busy.txt")
+    hosts = [router("home", sim)]
+    project_deploy = (REPO / "deploy.py").read_text()
+    run = pyinfra(tmp_path, hosts, known=[sim], deploy_text=project_deploy)
+    assert run.returncode == 0
+    assert run.op("Router: save the configuration")["success"] == ["@rtx/home"]
+    # A changing run: what confirm-or-roll-back needs, nothing twice for the same purpose.
+    assert reads(sim) == {
+        ("user", "show config"): 1,  # console settings before the session sets them
+        ("admin", "show config"): 2,  # the plan (and console check), the read-back after it
+        ("admin", "show environment"): 1,  # N: the file `save` writes
+        ("admin", "show config 0"): 2,  # unsaved changes elsewhere?, the read-back after save
+    }
+
+    since = len(sim.command_log)
+    again = pyinfra(tmp_path, hosts, known=[sim], deploy_text=project_deploy)
+    assert again.returncode == 0
+    assert again.op("Router: ipip6 tunnel and default route")["no_change"] == ["@rtx/home"]
+    assert again.op("Router: save the configuration")["no_change"] == ["@rtx/home"]
+    # The no-op run: the running config once (the session's check of its console settings at
+    # "#" is that read; the one at ">" is made before the console is set up), the saved one
+    # once, for both operations.
+    assert reads(sim, since) == {
+        ("user", "show config"): 1,
+        ("admin", "show config"): 1,
+        ("admin", "show environment"): 1,
+        ("admin", "show config 0"): 1,
+    }
+    assert writes(sim, since) == []
+    assert_clean(sim)
+
+
+def test_a_change_made_while_pyinfra_waits_for_confirmation_is_not_saved(sims, tmp_path):
+    # Without -y pyinfra reads the router, shows the changes and waits for Enter: the reads
+    # from before that wait must not decide what is saved after it.
+    from rtxsim.model import NO_CONTEXT
+
+    sim = sims("busy.txt")
+    context = NO_CONTEXT
+    for line in OURS:  # applied by an earlier run that never saved: this run only saves
+        context = sim.device.apply(line.strip(), context, admin=True).context
+    saved_before = sim.saved_config_text
+    known_hosts = tmp_path / "known_hosts"
+    known_hosts.write_text(host_key_line(sim))
+    name, data = router("home", sim, ssh_known_hosts_file=str(known_hosts))
+    (tmp_path / "inventory.py").write_text(f"rtx = {[(name, data)]!r}\n")
+    (tmp_path / "deploy.py").write_text((REPO / "deploy.py").read_text())
+    env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1", "COLUMNS": "200"}
+    stderr_path = tmp_path / "stderr.txt"
+    with open(stderr_path, "w") as err, open(tmp_path / "stdout.txt", "w") as out:
+        proc = subprocess.Popen(
+            [PYINFRA, "inventory.py", "deploy.py"],
+            cwd=tmp_path,
+            stdin=subprocess.PIPE,
+            stdout=out,
+            stderr=err,
+            text=True,
+            env=env,
+        )
+        try:
+            deadline = time.monotonic() + 120
+            while "Press enter to execute" not in stderr_path.read_text():
+                assert proc.poll() is None, stderr_path.read_text()
+                assert time.monotonic() < deadline, stderr_path.read_text()
+                time.sleep(0.1)
+            since = len(sim.command_log)
+            # Meanwhile someone changes a line the deploy does not own, and does not save it.
+            sim.device.apply("dns server 192.0.2.53", NO_CONTEXT, admin=True)
+            proc.communicate("\n", timeout=120)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    output = stderr_path.read_text() + (tmp_path / "stdout.txt").read_text()
+    print(output)
+    assert proc.returncode != 0
+    assert "unsaved changes outside the lines this deploy owns" in output
+    assert "+dns server 192.0.2.53" in output
+    assert sim.saved_config_text == saved_before
+    assert "save" not in [c for _, c in deploy_commands(sim, since)]
+    # Read again after the wait, once: the running config and the saved one.
+    assert reads(sim, since)[("admin", "show config")] == 1
+    assert reads(sim, since)[("admin", "show config 0")] == 1
 
 
 def test_apply_on_busy_config_longer_than_a_page(sims, tmp_path):

@@ -455,3 +455,49 @@ def test_unexpected_question_is_answered_no():
     with pytest.raises(SessionError, match="answered N"):
         session.run("clear something")
     assert router.channel.sent[-1] == b"N"
+
+
+def test_config_reads_are_kept_until_something_could_change_them():
+    router = FakeRouter(["ip lan1 address x"], user_console="session")
+    plain = router.channel.on_line
+
+    def on_line(ch: ScriptedChannel, line: str) -> None:
+        if line == "show config 0":  # the saved config: what FakeRouter last saved
+            ch.out("".join(c + "\r\n" for c in router.saved or router.config) + "# ")
+        else:
+            plain(ch, line)
+
+    router.channel.on_line = on_line
+    session = started(router)
+
+    def sent(command: str) -> int:
+        return router.channel.lines.count(command)
+
+    # Start-up read it twice: at ">" for the console settings, at "#" to check them.
+    assert sent("show config") == 2
+    running = session.read("show config")
+    assert sent("show config") == 2  # the check at "#" is handed out
+    assert running.ok and "ip lan1 address x" in running.output.splitlines()
+    assert session.read("show config 0").ok and session.read("show config 0").ok
+    assert sent("show config 0") == 1
+    assert session.run("show config").output == running.output
+    assert sent("show config") == 3  # run() always asks
+
+    # A config line: the running config is read again, the saved one is still good.
+    assert session.run("tunnel select 1", config_line=True).ok
+    assert "tunnel select 1" in session.read("show config").output.splitlines()
+    session.read("show config 0")
+    assert (sent("show config"), sent("show config 0")) == (4, 1)
+
+    # Anything else (even a rejected line) and save: nothing read before is used.
+    assert not session.run("bogus command").ok
+    session.read("show config")
+    session.read("show config 0")
+    assert (sent("show config"), sent("show config 0")) == (5, 2)
+    assert session.save().ok
+    session.read("show config 0")
+    assert sent("show config 0") == 3
+    session.read("show config")
+    session.forget_reads()
+    session.read("show config")
+    assert sent("show config") == 7

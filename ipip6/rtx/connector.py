@@ -36,6 +36,13 @@ Safety rules:
 - :meth:`RTXConnector.cli`, :meth:`RTXConnector.reconnect` and
   :attr:`RTXConnector.pending_commit` are what :mod:`ipip6.rtx.commit` (confirm or roll back)
   drives.
+
+Config reads are cheap to repeat: ``show config`` and ``show config N`` are answered from the
+CLI session's earlier read as long as nothing sent since could have changed them (see
+:meth:`ipip6.rtx.session.RTXSession.read`), so the facts of every operation and of pyinfra's
+change detection cost one read per session. The session's own check of its console settings,
+at ``#``, is that first running-config read. What was read before pyinfra's confirmation prompt
+(a run without ``-y``) is read again once execution starts: the wait may be long.
 """
 
 from __future__ import annotations
@@ -59,6 +66,7 @@ from typing_extensions import TypedDict, Unpack, override
 from ipip6.rtx import redact
 from ipip6.rtx.facts import config_file_number
 from ipip6.rtx.session import (
+    KEPT_READ,
     AdministratorLoginError,
     CommandResult,
     RTXSession,
@@ -307,6 +315,8 @@ class RTXConnector(BaseConnector):
         #: what ``save`` rolls back when saving fails (see :mod:`ipip6.rtx.commit`).
         self.pending_commit: Any = None
         self._config_file: tuple[RTXSession | None, int] | None = None
+        # Whether reads made before pyinfra's confirmation prompt have been dropped.
+        self._reads_renewed = False
         redact.register_secrets_in(host.data.dict())
         self._secrets = tuple(
             str(v) for k, v in host.data.dict().items() if redact.is_secret_key(k) and v
@@ -476,20 +486,28 @@ class RTXConnector(BaseConnector):
         timeout: float | None = None,
         print_input: bool = False,
         print_output: bool = False,
+        config_line: bool = False,
     ) -> CommandResult:
         """Send one CLI line on the current session; ``save`` puts the session's console
-        settings back first. Output and error come back with secrets scrubbed. Transport faults
-        raise ``OSError`` (``TimeoutError``, ``SessionClosedError``…)."""
+        settings back first. ``show config`` and ``show config N`` may be answered from the
+        session's earlier read (nothing sent since could have changed it). ``config_line``: the
+        caller vouches that ``line`` changes the running config only (never ``save``), so
+        earlier ``show config N`` reads stay valid. Output and error come back with secrets
+        scrubbed. Transport faults raise ``OSError`` (``TimeoutError``,
+        ``SessionClosedError``…)."""
         if self.session is None:
             raise SessionClosedError(f"{self.host.name}: not connected")
+        self._renew_reads_after_prompt()
         if print_input:
             echo(f"{self.host.print_prefix}>>> {self.scrub(line)}", err=True)
         wait = self._timeout(timeout)
         try:
             if line == "save":
                 result = self.session.save(timeout=wait)
+            elif KEPT_READ.fullmatch(line):
+                result = self.session.read(line, timeout=wait)
             else:
-                result = self.session.run(line, timeout=wait)
+                result = self.session.run(line, timeout=wait, config_line=config_line)
         except OSError as exc:
             # Same type (pyinfra and the commit gate tell transport faults by it), clean text;
             # the host name goes: whoever logs it puts the host's prefix in front.
@@ -508,6 +526,16 @@ class RTXConnector(BaseConnector):
                 if out.strip() != result.error:
                     echo(f"{self.host.print_prefix}{out}", err=True)
         return result
+
+    def _renew_reads_after_prompt(self) -> None:
+        """Without ``-y`` pyinfra detects changes, then waits for the user to confirm: reads
+        made before that wait are not used once execution starts (the router may have been
+        changed meanwhile, and ``save`` must never go by an old read)."""
+        if self._reads_renewed or not self.state.is_executing:
+            return
+        self._reads_renewed = True
+        if self.state.check_for_changes and self.session is not None:
+            self.session.forget_reads()
 
     def _refusal(self, lines: list[str], arguments: dict[str, Any]) -> str | None:
         """Why these lines must not be sent at all, if so."""

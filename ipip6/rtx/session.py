@@ -17,6 +17,15 @@ have been stored, does the session change the config, and then it puts back exac
 previous lines before ``save`` and before leaving administrator mode (so they are never written
 to flash). The language (``console character``) is left alone: Japanese messages are decoded
 and matched instead.
+
+Config reads are kept. The ``show config`` read at ``#`` that checks the console settings is the
+running config as well, and any later ``show config`` / ``show config N`` is kept too:
+:meth:`RTXSession.read` hands the kept answer back instead of asking the router again, until a
+command that is not ``show …`` is sent. Then the running config read is dropped; the saved ones
+(``show config N``) only survive lines the caller vouches for as config lines, which change the
+running config only (never ``save``). So a deploy with nothing to change reads the running config
+once at ``#`` and each saved config once, whatever number of facts ask for them. (The read at
+``>``, made at the router's own width before the console is set up, is never handed out.)
 """
 
 from __future__ import annotations
@@ -50,6 +59,8 @@ PAGER_TEXT = re.compile(r"-{2,}\s*(?:more|つづく)\s*-{2,}", re.IGNORECASE)
 ERROR_LINE = re.compile(r"^(?:Error|エラー)\s*[:：]")
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b[()][A-Za-z0-9]|\x1b[=>]")
 _TAIL = 256  # bytes looked at when matching prompts and questions
+# The reads a session keeps (see RTXSession.read): the running config and a saved config file.
+KEPT_READ = re.compile(r"show config(?: (\d+))?")
 
 
 # --------------------------------------------------------------------------------------------
@@ -250,6 +261,8 @@ class RTXSession:
         self._restore: list[str] = []  # config lines to put back, in order of change
         self.pages_answered = 0
         self._broken: str | None = None
+        # Answers to KEPT_READ commands since the last command that could change them.
+        self._reads: dict[str, CommandResult] = {}
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -310,6 +323,9 @@ class RTXSession:
         """
         # Read as-is: paged (answered) and maybe wrapped; console lines are short, never cut.
         result = self.run("show config", unwrap=False)
+        # Made at the router's own width, before the session is set up: never handed out as
+        # the running config (verify_console's read at "#" is).
+        self._reads.pop("show config", None)
         if result.ok:
             self._before = self._console_settings(result.output)
             self._original_columns = _columns_value(self._before.get("console columns"))
@@ -402,13 +418,22 @@ class RTXSession:
     # -- commands --------------------------------------------------------------------------
 
     def run(
-        self, command: str, *, timeout: float | None = None, unwrap: bool = True
+        self,
+        command: str,
+        *,
+        timeout: float | None = None,
+        unwrap: bool = True,
+        config_line: bool = False,
     ) -> CommandResult:
         """Send one command and return its :class:`CommandResult` (``error`` set when the
-        router printed an error line). Transport faults raise ``OSError``/``TimeoutError``."""
+        router printed an error line). Transport faults raise ``OSError``/``TimeoutError``.
+
+        Always asks the router (:meth:`read` may not). ``config_line``: the caller vouches that
+        ``command`` only changes the running config (a config line, never ``save``, ``copy``,
+        ``load`` or the like), so the kept saved-config reads stay valid."""
         if "\n" in command or "\r" in command:
             raise ValueError(f"{self.name}: one command per call, got {command!r}")
-        self._send_line(command)
+        self._send_line(command, config_line=config_line)
         # Only output that can contain "# " comment lines (show config's header) needs the
         # settle delay, and only while nothing but such lines has arrived.
         settle = self.settle if command.split(" ", 1)[0] == "show" else 0.0
@@ -417,9 +442,42 @@ class RTXSession:
         text = strip_echo(clean_output(decode_output(response.raw)), command)
         body, _ = split_prompt("\n" + text)
         body = body[1:] if body.startswith("\n") else body
-        if unwrap and body:
-            body = "\n".join(unwrap_lines(body.split("\n"), self.columns))
+        unwrapped = "\n".join(unwrap_lines(body.split("\n"), self.columns)) if body else body
+        if KEPT_READ.fullmatch(command):
+            # Kept as read() hands it out: unwrapped at the width the output was made with.
+            self._reads[command] = CommandResult(command, unwrapped, first_error(unwrapped))
+        if unwrap:
+            body = unwrapped
         return CommandResult(command, body, first_error(body))
+
+    def read(self, command: str, *, timeout: float | None = None) -> CommandResult:
+        """Like :meth:`run`, but a ``show config`` / ``show config N`` answered earlier in this
+        session, with nothing sent since that could change it, is handed back without asking
+        the router again. Errors are kept too (firmware without ``show config N`` says so once).
+        """
+        kept = self._reads.get(command) if KEPT_READ.fullmatch(command) else None
+        if kept is not None:
+            logger.debug("%s: %s answered from this session's earlier read", self.name, command)
+            return kept
+        return self.run(command, timeout=timeout)
+
+    def forget_reads(self) -> None:
+        """Drop every kept read: the next :meth:`read` asks the router."""
+        self._reads.clear()
+
+    def _forget_after(self, line: str, *, config_line: bool = False) -> None:
+        """Before ``line`` is sent: drop the kept reads it could make stale. A ``show`` changes
+        nothing; a config line changes the running config only; anything else, anything."""
+        if line.split(" ", 1)[0] == "show":
+            return
+        if config_line:
+            self._reads = {
+                command: result
+                for command, result in self._reads.items()
+                if (match := KEPT_READ.fullmatch(command)) and match.group(1) is not None
+            }
+        else:
+            self._reads.clear()
 
     def save(self, *, timeout: float | None = None) -> CommandResult:
         """``save``, with the console settings put back first so they are not saved."""
@@ -439,7 +497,8 @@ class RTXSession:
         if response.kind == "prompt":
             self.prompt = response.prompt
 
-    def _send_line(self, line: str) -> None:
+    def _send_line(self, line: str, *, config_line: bool = False) -> None:
+        self._forget_after(line, config_line=config_line)
         self._send(line.encode() + b"\r", shown=line)  # CR only: CR LF would be two Enters
 
     def _send(self, data: bytes, *, shown: str) -> None:
@@ -507,6 +566,7 @@ class RTXSession:
                 if accept_question:
                     return _Response(buffer, "question", question=question)
                 # Never agree to something nobody asked for: answer no and report it.
+                self._reads.clear()  # whatever it was about, nothing read before is sure now
                 self._send(b"N", shown="N (one key)")
                 self._expect(what, timeout=timeout)
                 raise SessionError(f"{self.name}: {what!r} asked {question!r}; answered N")
