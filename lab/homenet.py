@@ -285,6 +285,7 @@ def router_nft(plane: RouterPlane, quirk: bool) -> str:
 def build_script(plane: RouterPlane, quirk: bool = True) -> str:
     """Shell (run as root in the VM) that (re)creates the lab's namespaces from ``plane``."""
     rtx = "ip -n rtx"
+    ip_rtx = ("ip", "-n", "rtx")
     lan = plane.lan
     home = plane.home_host
     lines = [
@@ -316,34 +317,33 @@ def build_script(plane: RouterPlane, quirk: bool = True) -> str:
     ]
     for ifname, addr in plane.ipv4.items():
         if ifname in ("lan1", "lan2"):
-            lines.append(_q("ip", "-n", "rtx", "addr", "add", addr, "dev", ifname))
-    if "lan2" not in plane.ipv6:
-        lines.append(_q("ip", "-n", "rtx", "addr", "add", f"{ROUTER_WAN_IPV6}/64", "dev", "lan2"))
-        lines[-1] += " nodad"
+            lines.append(_q(*ip_rtx, "addr", "add", addr, "dev", ifname))
+    if "lan2" not in plane.ipv6:  # no address in the config: the one the ISP's RA would give
+        lines.append(_q(*ip_rtx, "addr", "add", f"{ROUTER_WAN_IPV6}/64", "dev", "lan2", "nodad"))
     for ifname, addr6 in plane.ipv6.items():
         if ifname in ("lan1", "lan2"):
-            lines.append(_q("ip", "-n", "rtx", "addr", "add", addr6, "dev", ifname) + " nodad")
-    for dest, gateway in plane.routes6:
-        lines.append(_q("ip", "-n", "rtx", "-6", "route", "replace", dest, "via", gateway))
-    if not any(dest == "default" for dest, _ in plane.routes6):
-        lines.append(_q("ip", "-n", "rtx", "-6", "route", "replace", "default", "via",
-                        ISP_GATEWAY_IPV6))  # fmt: skip
+            lines.append(_q(*ip_rtx, "addr", "add", addr6, "dev", ifname, "nodad"))
+    routes6 = list(plane.routes6)
+    if not any(dest == "default" for dest, _ in routes6):
+        routes6.append(("default", ISP_GATEWAY_IPV6))
+    for dest, gateway in routes6:
+        lines.append(_q(*ip_rtx, "-6", "route", "replace", dest, "via", gateway))
     # The filter first: no packet reaches a tunnel of the router unfiltered.
     lines.append(f"ip netns exec rtx nft -f - <<'NFT'\n{router_nft(plane, quirk)}NFT")
     for t in plane.active_tunnels():
         local = t.local or plane.wan_ipv6
         lines.append(
-            _q(*rtx.split(), "link", "add", t.ifname, "type", "ip6tnl", "mode", "ipip6")
+            _q(*ip_rtx, "link", "add", t.ifname, "type", "ip6tnl", "mode", "ipip6")
             + " "
             + _q("local", local, "remote", t.remote, "encaplimit", "none")
         )
-        lines.append(_q(*rtx.split(), "link", "set", t.ifname, "mtu", t.mtu, "up"))
+        lines.append(_q(*ip_rtx, "link", "set", t.ifname, "mtu", t.mtu, "up"))
     gateways = {f"tunnel {t.number}": t.ifname for t in plane.active_tunnels()}
     for dest, gateway in plane.routes4:
         if gateway in gateways:
-            lines.append(_q("ip", "-n", "rtx", "route", "replace", dest, "dev", gateways[gateway]))
+            lines.append(_q(*ip_rtx, "route", "replace", dest, "dev", gateways[gateway]))
         elif not gateway.startswith("tunnel"):
-            lines.append(_q("ip", "-n", "rtx", "route", "replace", dest, "via", gateway))
+            lines.append(_q(*ip_rtx, "route", "replace", dest, "via", gateway))
     return "\n".join(lines) + "\n"
 
 
