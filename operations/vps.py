@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import shlex
+import time
 from io import StringIO
 from pathlib import PurePosixPath
 
@@ -49,6 +50,8 @@ _PRESEED = [
     f"iptables-persistent iptables-persistent/autosave_{family} boolean false"
     for family in ("v4", "v6")
 ]
+
+_RETRY_PAUSE = 2.0
 
 _OWNED_UNIT_GLOBS = (
     f"{render.NETWORKD_DIR}/60-ipip6-*",
@@ -96,16 +99,11 @@ def _wait_for_link(name: str) -> StringCommand:
     )
 
 
-def _confirm_over_new_connection(state: State, host: Host, token: str) -> bool:
-    """Open a fresh SSH connection (same data, new TCP flow) and leave ``token`` through it.
-
-    Never fails the operation itself: the next command, over the old connection, looks for the
-    token and commits or rolls back. pyinfra's own connector is used, so the new connection is
-    made exactly as the first one was (keys, known_hosts, ssh_config, port).
-    """
+def _try_new_connection(state: State, host: Host, token: str) -> str | None:
+    """One attempt: connect afresh, leave ``token``. Returns why it failed, or None."""
     connector = host.connector_cls(state, host)
     # A refused connection is an expected answer here: keep paramiko's thread from printing
-    # its traceback; the outcome is reported below and by the next command.
+    # its traceback; the outcome is reported by the caller and by the next command.
     transport_log = logging.getLogger("paramiko.transport")
     level = transport_log.level
     transport_log.setLevel(logging.CRITICAL)
@@ -114,26 +112,45 @@ def _confirm_over_new_connection(state: State, host: Host, token: str) -> bool:
         ok, _ = connector.run_shell_command(
             StringCommand("touch", shlex.quote(token)), print_output=False, print_input=False
         )
-        if not ok:
-            host.log("a new SSH connection opened but could not run a command", logger.error)
+        return None if ok else "it opened but could not run a command"
     except Exception as exc:  # any failure to reach the host is the answer we are after
-        host.log(f"a new SSH connection failed: {exc}", logger.error)
+        return str(exc)
     finally:
         client = getattr(connector, "client", None)
         if client is not None:
             client.close()  # joins paramiko's transport thread, whose last words we silence
         transport_log.setLevel(level)
-    return True
+
+
+def _confirm_over_new_connection(state: State, host: Host, token: str, budget: float) -> bool:
+    """Open a fresh SSH connection (same data, new TCP flow) and leave ``token`` through it.
+
+    Retried for ``budget`` seconds: right after systemd-networkd restarts, the uplink can refuse
+    a connection for a moment. Never fails the operation itself: the next command, over the old
+    connection, looks for the token and commits or rolls back. pyinfra's own connector is used,
+    so the new connection is made exactly as the first one was (keys, known_hosts, port).
+    """
+    deadline = time.monotonic() + budget
+    while True:
+        problem = _try_new_connection(state, host, token)
+        if problem is None:
+            return True
+        if time.monotonic() + _RETRY_PAUSE >= deadline:
+            host.log(f"a new SSH connection failed: {problem}", logger.error)
+            return True
+        time.sleep(_RETRY_PAUSE)
 
 
 def _guarded(guard: Guard, arm: list, apply: list, then: list[str] = ()) -> list:
     """The commands of one guarded change: recover, arm, apply, prove, commit or roll back."""
     token = new_token()
+    # Half the rollback delay: the proof must be in before the timer could fire.
+    budget = guard.seconds / 2
     return [
         *arm,
         guard.arm(),
         *apply,
-        FunctionCommand(_confirm_over_new_connection, (token,), {}),
+        FunctionCommand(_confirm_over_new_connection, (token, budget), {}),
         StringCommand(guard.confirm_or_restore(token, then)),
     ]
 

@@ -28,11 +28,14 @@ def test_confirm_commits_only_with_the_token():
     guard = Guard("firewall", 90)
     token = new_token()
     text = guard.confirm_or_restore(token, then=["mv -f a.new a"])
-    assert text.startswith(f"if [ -e {token} ]; then rm -f {token}; ")
+    assert text.startswith(
+        f"if [ -e {token} ] && systemctl is-active --quiet ipip6-guard-firewall.timer; then "
+        f"rm -f {token}; "
+    )
     commit, rollback = text.split("; else ")
     assert "systemctl stop ipip6-guard-firewall.timer; mv -f a.new a" in commit
     assert f"sh {GUARD_DIR}/firewall.restore" in rollback and "exit 1" in rollback
-    assert rollback.startswith("systemctl stop ipip6-guard-firewall.timer; ")
+    assert rollback.startswith(f"rm -f {token}; systemctl stop ipip6-guard-firewall.timer; ")
     assert "mv -f" not in rollback
     assert sh_syntax_ok(text)
     assert new_token() != token

@@ -58,14 +58,17 @@ class Guard:
         )
 
     def confirm_or_restore(self, token: str, then: Iterable[str] = ()) -> str:
-        """Over the old connection: commit if the new connection left its token, else roll back."""
-        commit = "; ".join([f"systemctl stop {shlex.quote(self.unit)}.timer", *then])
+        """Over the old connection: commit if the new connection left its token and the timer
+        has not fired yet (it would have restored the old state already), else roll back."""
+        unit = shlex.quote(self.unit)
+        commit = "; ".join([f"systemctl stop {unit}.timer", *then])
         quoted = shlex.quote(token)
         return (
-            f"if [ -e {quoted} ]; then rm -f {quoted}; {commit}; "
-            f"else systemctl stop {shlex.quote(self.unit)}.timer; sh {shlex.quote(self.script)}; "
-            f"echo 'no new SSH connection could be opened after the {self.name} change: "
-            f"rolled back to the previous state' >&2; exit 1; fi"
+            f"if [ -e {quoted} ] && systemctl is-active --quiet {unit}.timer; then "
+            f"rm -f {quoted}; {commit}; "
+            f"else rm -f {quoted}; systemctl stop {unit}.timer; sh {shlex.quote(self.script)}; "
+            f"echo 'no new SSH connection could be opened after the {self.name} change in "
+            f"time: rolled back to the previous state' >&2; exit 1; fi"
         )
 
 
