@@ -18,14 +18,9 @@ The inventory (VPS and ``@rtx/127.0.0.1``) and the router's known_hosts live in 
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
-import sys
-import threading
-import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from lab.homenet import (
@@ -42,9 +37,7 @@ from lab.homenet import (
     ssh,
     teardown_script,
 )
-
-REPO = Path(__file__).resolve().parents[1]
-PYINFRA = str(Path(sys.executable).parent / "pyinfra")
+from lab.pyinfra_cli import DeployRun, run_pyinfra
 
 VPS_HOST = "lab-vps"
 ROUTER_HOST = "@rtx/127.0.0.1"
@@ -72,44 +65,6 @@ VPS_MANAGED = (
     "/etc/iptables/rules.v4",
     "/etc/iptables/rules.v6",
 )
-
-
-@dataclass
-class DeployRun:
-    args: tuple[str, ...]
-    returncode: int
-    stdout: str
-    stderr: str
-    seconds: float
-    results: dict = field(default_factory=dict)
-
-    @property
-    def output(self) -> str:
-        return self.stdout + self.stderr
-
-    @property
-    def ok(self) -> bool:
-        return self.returncode == 0
-
-    def _ops(self) -> list[dict]:
-        return (self.results.get("results") or {}).get("operations", [])
-
-    def changed(self, host: str | None = None) -> list[str]:
-        """Operations that changed something (on ``host``, or on any)."""
-        return [
-            op["name"] for op in self._ops() if (host in op["success"] if host else op["success"])
-        ]
-
-    def planned(self, host: str | None = None) -> list[str]:
-        """In a dry run: operations that would change something."""
-        return [
-            op["name"]
-            for op in self.results.get("plan", [])
-            if (host in op["hosts_with_change"] if host else op["hosts_with_change"])
-        ]
-
-    def __str__(self) -> str:
-        return f"$ pyinfra … {' '.join(self.args)} → exit {self.returncode}\n{self.stderr[-8000:]}"
 
 
 def config_commands(entries) -> list[str]:
@@ -249,54 +204,7 @@ class E2ELab:
 
         ``echo`` receives pyinfra's progress lines as they come (for the demo).
         """
-        inventory = self.inventory()
-        confirm = [] if "--dry" in args else ["-y"]  # a dry run asks nothing (and shows diffs)
-        cmd = [PYINFRA, str(inventory), "deploy.py", *confirm, "--json", *args]
-        env = {**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": "200"}
-        t0 = time.monotonic()
-        proc = subprocess.Popen(
-            cmd,
-            cwd=REPO,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        err_lines: list[str] = []
-
-        def pump() -> None:
-            for line in proc.stderr:
-                err_lines.append(line)
-                if echo is not None:
-                    echo(line.rstrip("\n"))
-
-        reader = threading.Thread(target=pump, daemon=True)
-        reader.start()
-        try:
-            stdout = proc.stdout.read()
-            proc.wait(timeout=timeout)
-        except BaseException:
-            proc.kill()
-            proc.wait()
-            raise
-        finally:
-            reader.join(timeout=10)
-        results: dict = {}
-        first = stdout.strip().splitlines()[:1]
-        if first and first[0].startswith("{"):
-            try:
-                results = json.loads(first[0])
-            except json.JSONDecodeError:
-                pass
-        return DeployRun(
-            args=tuple(args),
-            returncode=proc.returncode,
-            stdout=stdout,
-            stderr="".join(err_lines),
-            seconds=time.monotonic() - t0,
-            results=results,
-        )
+        return run_pyinfra(self.inventory(), *args, echo=echo, timeout=timeout)
 
     # --- the VPS --------------------------------------------------------------------------------
     def vps_sh(self, command: str, **kwargs) -> str:

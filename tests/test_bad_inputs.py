@@ -10,7 +10,7 @@ import threading
 import pytest
 
 from ipip6.settings import SettingsError, load_router_settings, load_vps_settings
-from tests.pyinfra_run import run_deploy, write_inventory
+from lab.pyinfra_cli import run_pyinfra, write_inventory
 
 GOOD = {
     "vps_ipv6": "2001:db8:1::1",
@@ -149,7 +149,7 @@ def test_the_cli_refuses_them_all_before_contacting_any_host(tmp_path, connectio
         names.append(name)
     inventory = write_inventory(tmp_path, groups)
 
-    run = run_deploy(inventory, timeout=120)
+    run = run_pyinfra(inventory, timeout=120)
     assert run.returncode == 1
     assert "Connecting to hosts" not in run.output
     assert "Nothing was changed." in run.output

@@ -7,26 +7,22 @@ as a user would. Only the simulator's public API is used to look at the router a
 
 from __future__ import annotations
 
-import json
 import os
 import socket
 import subprocess
-import sys
 import threading
 import time
 from collections import Counter
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import paramiko
 import pytest
 
+from lab.pyinfra_cli import PYINFRA, REPO, DeployRun, run_pyinfra
 from rtxsim import Simulator
 
 pytestmark = pytest.mark.sim
 
-REPO = Path(__file__).resolve().parents[1]
-PYINFRA = str(Path(sys.executable).parent / "pyinfra")
 CONFIGS = REPO / "rtxsim" / "configs"
 
 USER, PASSWORD, ADMIN = "admin", "login-pw", "admin-pw"
@@ -106,28 +102,6 @@ def router(name: str, sim: Simulator, **data) -> tuple[str, dict]:
     return f"@rtx/{name}", base
 
 
-@dataclass
-class Run:
-    returncode: int
-    stdout: str
-    stderr: str
-    results: dict = field(default_factory=dict)
-
-    @property
-    def output(self) -> str:
-        return self.stdout + self.stderr
-
-    def op(self, name: str) -> dict:
-        for op in self.results.get("results", {}).get("operations", []):
-            if op["name"] == name:
-                return op
-        return {"success": [], "error": [], "no_change": []}
-
-    @property
-    def failed_hosts(self) -> list[str]:
-        return self.results.get("results", {}).get("failed_hosts", [])
-
-
 def pyinfra(
     tmp: Path,
     hosts: list[tuple[str, dict]],
@@ -135,7 +109,7 @@ def pyinfra(
     known: list[Simulator] | None = None,
     target: str = "deploy.py",
     deploy_text: str = DEPLOY,
-) -> Run:
+) -> DeployRun:
     """``pyinfra inventory.py TARGET -y ARGS`` in ``tmp``; known_hosts holds ``known``'s keys;
     deploy.py is ``deploy_text`` (default: a small deploy of ``operations.rtx``)."""
     known_hosts = tmp / "known_hosts"
@@ -144,19 +118,15 @@ def pyinfra(
     hosts = [(name, {"ssh_known_hosts_file": str(known_hosts), **data}) for name, data in hosts]
     (tmp / "inventory.py").write_text(f"rtx = {hosts!r}\n")
     (tmp / "deploy.py").write_text(deploy_text)
-    json_out = target == "deploy.py"
-    # -y skips pyinfra's change detection, which is what prints diffs in a dry run.
-    yes = [] if "--dry" in args else ["-y"]
-    cmd = [PYINFRA, "inventory.py", *target.split(), *yes, *(["--json"] if json_out else []), *args]
-    env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1", "COLUMNS": "200"}
-    proc = subprocess.run(
-        cmd, cwd=tmp, capture_output=True, text=True, timeout=180, env=env, check=False
+    return run_pyinfra(
+        "inventory.py",
+        *args,
+        target=target,
+        cwd=tmp,
+        json_output=target == "deploy.py",
+        env={"PYTHONPATH": str(REPO)},
+        timeout=180,
     )
-    results = {}
-    if json_out and proc.stdout.strip().startswith("{"):
-        results = json.loads(proc.stdout.splitlines()[0])
-    print(f"$ {' '.join(cmd)}\n--- exit {proc.returncode}\n{proc.stdout[-3000:]}\n{proc.stderr}")
-    return Run(proc.returncode, proc.stdout, proc.stderr, results)
 
 
 def owned_lines(sim: Simulator) -> list[str]:

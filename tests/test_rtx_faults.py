@@ -10,24 +10,20 @@ unsaved states earlier runs may leave behind, and unsaved changes the deploy doe
 
 from __future__ import annotations
 
-import json
-import os
 import re
-import subprocess
 from pathlib import Path
 
 import pytest
 
+from lab.pyinfra_cli import DeployRun, run_pyinfra
 from rtxsim import Simulator
 from tests.test_rtx_deploy import (
     ADMIN,
     CONFIGS,
     OURS,
     PASSWORD,
-    PYINFRA,
     REPO,
     USER,
-    Run,
     deploy_commands,
     host_key_line,
     owned_lines,
@@ -108,7 +104,7 @@ def deploy(
     *args: str,
     known: list[Simulator],
     deploy_text: str | None = None,
-) -> Run:
+) -> DeployRun:
     """``pyinfra inventory.py deploy.py -y --json`` in ``tmp`` with the project's deploy.py
     (or ``deploy_text``), as a user runs it."""
     known_hosts = tmp / "known_hosts"
@@ -116,20 +112,10 @@ def deploy(
     hosts = [(name, {"ssh_known_hosts_file": str(known_hosts), **data}) for name, data in hosts]
     (tmp / "inventory.py").write_text(f"rtx = {hosts!r}\n")
     (tmp / "deploy.py").write_text(deploy_text or (REPO / "deploy.py").read_text())
-    yes = [] if "--dry" in args else ["-y"]
-    cmd = [PYINFRA, "inventory.py", "deploy.py", *yes, "--json", *args]
-    env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1", "COLUMNS": "200"}
-    proc = subprocess.run(
-        cmd, cwd=tmp, capture_output=True, text=True, timeout=120, env=env, check=False
-    )
-    results = {}
-    if proc.stdout.strip().startswith("{"):
-        results = json.loads(proc.stdout.splitlines()[0])
-    print(f"$ {' '.join(cmd)}\n--- exit {proc.returncode}\n{proc.stderr}")
-    return Run(proc.returncode, proc.stdout, proc.stderr, results)
+    return run_pyinfra("inventory.py", *args, cwd=tmp, env={"PYTHONPATH": str(REPO)}, timeout=120)
 
 
-def host_lines(run: Run, name: str = "@rtx/home") -> str:
+def host_lines(run: DeployRun, name: str = "@rtx/home") -> str:
     return "\n".join(line for line in run.output.splitlines() if name in line)
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.pyinfra_run import run_deploy, write_inventory
+from lab.pyinfra_cli import run_pyinfra, write_inventory
 
 ALL_INSTALLED = [
     "pkg iptables ii ",
@@ -28,7 +28,7 @@ def deploy(tmp_path, dpkg_lines: list[str], **data):
         **data,
     }
     inventory = write_inventory(tmp_path, {"vps": [("@fake/vps", host)]})
-    return run_deploy(inventory, "-vv")
+    return run_pyinfra(inventory, "-vv")
 
 
 def executed(run) -> list[str]:

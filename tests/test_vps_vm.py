@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.pyinfra_run import run_deploy, write_inventory
+from lab.pyinfra_cli import run_pyinfra, write_inventory
 
 pytestmark = pytest.mark.vm
 
@@ -43,7 +43,7 @@ def vps(lab_vm, tmp_path_factory):
             if user != "root":
                 host_data["_sudo"] = True
             inventory = write_inventory(self.workdir, {"vps": [("lab-vps", host_data)]})
-            return run_deploy(inventory, *args)
+            return run_pyinfra(inventory, *args)
 
         def sh(self, command: str) -> str:
             return lab_vm.ssh(command).stdout
@@ -122,7 +122,7 @@ def test_bad_data_changes_nothing(vps, data, named):
 def test_first_deploy_as_sudo_user(vps):
     run = vps.deploy(user="ubuntu")
     assert run.returncode == 0, run.output
-    assert run.changed_ops()  # something was done
+    assert run.changed()  # something was done
     assert_deployed(vps)
     netdev = vps.sh(f"cat /etc/systemd/network/60-ipip6-{TUNNEL}.netdev")
     assert netdev.startswith("# Managed by pyinfra-ipip6")
@@ -135,7 +135,7 @@ def test_second_run_changes_nothing(vps):
     before = vps.snapshot()
     run = vps.deploy()  # as root this time: both logins converge on the same state
     assert run.returncode == 0, run.output
-    assert run.changed_ops() == []
+    assert run.changed() == []
     assert vps.snapshot() == before
 
 
@@ -200,4 +200,4 @@ def test_everything_is_back_after_a_reboot(vps):
     assert_deployed(vps)
     run = vps.deploy()
     assert run.returncode == 0, run.output
-    assert run.changed_ops() == []
+    assert run.changed() == []

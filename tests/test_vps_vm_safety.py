@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from tests.pyinfra_run import run_deploy, write_inventory
+from lab.pyinfra_cli import run_pyinfra, write_inventory
 from tests.test_vps_vm import DATA
 
 pytestmark = pytest.mark.vm
@@ -27,7 +27,7 @@ def vps(lab_vm, tmp_path_factory):
         if user != "root":
             host_data["_sudo"] = True
         inventory = write_inventory(workdir, {"vps": [("lab-vps", host_data)]})
-        return run_deploy(inventory, *args)
+        return run_pyinfra(inventory, *args)
 
     run = deploy()
     assert run.returncode == 0, run.output
@@ -69,7 +69,7 @@ def test_rules_that_would_drop_ssh_are_rolled_back_at_once(vps, lab_vm):
     )
     rerun = vps()
     assert rerun.returncode == 0, rerun.output
-    assert rerun.changed_ops() == []
+    assert rerun.changed() == []
 
 
 def test_connection_cut_mid_change_the_timer_restores(vps, lab_vm):
@@ -93,7 +93,7 @@ def test_connection_cut_mid_change_the_timer_restores(vps, lab_vm):
     assert "firewall change not confirmed: previous rules restored" in journal
     rerun = vps()
     assert rerun.returncode == 0, rerun.output
-    assert rerun.changed_ops() == []
+    assert rerun.changed() == []
 
 
 def test_a_confirmed_change_is_persisted_and_the_timer_cancelled(vps, lab_vm):
