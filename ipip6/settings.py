@@ -255,7 +255,7 @@ def known_keys() -> frozenset[str]:
     return (
         frozenset(VpsSettings.model_fields)
         | frozenset(RouterSettings.model_fields)
-        | (RTX_CONNECTOR_KEYS)
+        | RTX_CONNECTOR_KEYS
     )
 
 
@@ -300,7 +300,7 @@ def _load(model: type[_Strict], host: str, data: Mapping[str, Any], complete: bo
         for err in exc.errors(include_url=False):
             key = ".".join(str(p) for p in err["loc"])
             top = str(err["loc"][0]) if err["loc"] else ""
-            secret = "password" in top
+            secret = is_secret_key(top)
             if err["type"] == "missing":
                 if not complete:  # checking what is there, e.g. for `pyinfra @rtx/… exec`
                     continue
