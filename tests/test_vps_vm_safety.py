@@ -55,7 +55,9 @@ def wait_for_ssh(vm, seconds: float) -> float:
 
 def test_rules_that_would_drop_ssh_are_rolled_back_at_once(vps, lab_vm):
     before = firewall_state(lab_vm)
-    run = vps(ssh_port_allowed=2222)  # sshd listens on 22: the new rules would lock us out
+    # sshd listens on 22: the new rules would lock us out. The new connection is tried for
+    # half the rollback delay, then the deploy rolls back at once, before the timer would.
+    run = vps(ssh_port_allowed=2222, rollback_after_seconds=30)
     assert run.returncode != 0
     assert "no new SSH connection could be opened after the firewall change" in run.output
     assert "rolled back to the previous state" in run.output
