@@ -6,6 +6,8 @@ PY     := $(VENV)/bin/python
 .PHONY: venv lint test test-unit test-vm test-sim demo clean
 
 $(VENV)/.installed: pyproject.toml
+	@# Debian's python3 has no venv support until python3-venv is installed.
+	@$(PYTHON) -c 'import ensurepip' 2>/dev/null || $(PYTHON) -m lab.host_packages python3-venv
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[test]'
@@ -28,6 +30,13 @@ demo: venv
 
 test-unit: venv
 	$(PY) -m pytest -v -m "not vm and not sim"
+
+test-sim: venv
+	$(PY) -m pytest -v -m sim
+
+test-vm: venv
+	$(PY) -m lab.host_packages
+	$(PY) -m pytest -v -m vm
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -110,8 +110,10 @@ def ensure_host_packages(packages: list[str] | None = None, quiet: bool = False)
 
 
 def main(argv: list[str] | None = None) -> int:
+    """``python -m lab.host_packages [PACKAGE ...]``: the lab's packages, or the ones named."""
+    names = sys.argv[1:] if argv is None else argv
     try:
-        ensure_host_packages()
+        ensure_host_packages(names or None)
     except HostPackagesError as exc:
         print(f"[lab] ERROR: cannot install the lab's host packages: {exc}", file=sys.stderr)
         return 1
