@@ -23,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from ipip6.vps.render import OWNED_FILES
 from lab.homenet import (
     INTERNET_HOST,
     ROUTER_FACTORY_CONFIG,
@@ -55,16 +56,6 @@ SHARED_DATA = {
 #: What a router session sends that is no configuration: reading, and the session's own lines.
 _NOT_CONFIG = ("show ", "console ")
 _SESSION = {"administrator", "exit", "quit", ""}
-
-#: Files the VPS end of the deploy manages (for snapshots).
-VPS_MANAGED = (
-    "/etc/systemd/network/60-ipip6-*",
-    "/etc/systemd/network/*.d/60-ipip6-*",
-    "/etc/sysctl.d/60-ipip6.conf",
-    "/etc/modules-load.d/ipip6.conf",
-    "/etc/iptables/rules.v4",
-    "/etc/iptables/rules.v6",
-)
 
 
 def config_commands(entries) -> list[str]:
@@ -217,7 +208,7 @@ class E2ELab:
         """What the deploy manages on the VPS, as one comparable text (the link's index too:
         a re-created link would show)."""
         return self.vps_sh(
-            f"sha256sum {' '.join(VPS_MANAGED)} 2>/dev/null; "
+            f"sha256sum {' '.join(OWNED_FILES)} 2>/dev/null; "
             f"cat /sys/class/net/{TUNNEL_NAME}/ifindex; ip -d link show dev {TUNNEL_NAME}; "
             # chain counters move with every packet: compare the rules, not the counters
             "{ iptables-save; ip6tables-save; } | grep -v '^#' | sed 's/ \\[[0-9:]*\\]$//'; "

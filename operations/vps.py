@@ -53,11 +53,6 @@ _PRESEED = [
 
 _RETRY_PAUSE = 2.0
 
-_OWNED_UNIT_GLOBS = (
-    f"{render.NETWORKD_DIR}/60-ipip6-*",
-    f"{render.NETWORKD_DIR}/*.network.d/60-ipip6-*.conf",
-)
-
 
 def _sha256(content: str) -> str:
     return hashlib.sha256(content.encode()).hexdigest()
@@ -214,7 +209,10 @@ def tunnel(settings: VpsSettings):
     files = units.files()
     guard = Guard("tunnel", settings.rollback_after_seconds)
     found = host.get_fact(
-        ManagedFiles, paths=list(files), owned_globs=list(_OWNED_UNIT_GLOBS), timers=[guard.unit]
+        ManagedFiles,
+        paths=list(files),
+        owned_globs=list(render.OWNED_UNIT_GLOBS),
+        timers=[guard.unit],
     )
     # An armed timer: an earlier run died unconfirmed and its rollback will change the files
     # under us, so rewrite them all rather than trust the sums.
@@ -265,10 +263,10 @@ def tunnel(settings: VpsSettings):
     apply.append(_wait_for_link(name))
 
     # Restarting networkd reconfigures the uplink too (and the drop-in mode edits it): guard it.
-    restore = tunnel_restore_script(_OWNED_UNIT_GLOBS, [name, *old_links])
+    restore = tunnel_restore_script(render.OWNED_UNIT_GLOBS, [name, *old_links])
     arm = [
         StringCommand(guard.recover_pending()),
-        StringCommand(tunnel_snapshot(_OWNED_UNIT_GLOBS)),
+        StringCommand(tunnel_snapshot(render.OWNED_UNIT_GLOBS)),
         *_upload(restore, guard.script, mode="700"),
     ]
     yield from _guarded(guard, arm, apply)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import pytest
 
+from ipip6.vps.render import OWNED_FILES
 from lab.pyinfra_cli import run_pyinfra, write_inventory
 
 pytestmark = pytest.mark.vm
@@ -20,14 +21,6 @@ DATA = {
     "home_networks": ["198.51.100.0/24"],
     "uplink_interface": "ens3",
 }
-MANAGED = (
-    "/etc/systemd/network/60-ipip6-*",
-    "/etc/systemd/network/*.d/60-ipip6-*",
-    "/etc/sysctl.d/60-ipip6.conf",
-    "/etc/modules-load.d/ipip6.conf",
-    "/etc/iptables/rules.v4",
-    "/etc/iptables/rules.v6",
-)
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +43,7 @@ def vps(lab_vm, tmp_path_factory):
 
         def snapshot(self) -> str:
             """Everything the deploy could change, as one comparable text."""
-            files = " ".join(MANAGED)
+            files = " ".join(OWNED_FILES)
             return self.sh(
                 f"sha256sum {files} 2>/dev/null; ip -d link show; ip route; "
                 # Chain counters move with every packet: compare the rules, not the counters.

@@ -24,6 +24,13 @@ SYSCTL_FILE = "/etc/sysctl.d/60-ipip6.conf"
 MODULES_FILE = "/etc/modules-load.d/ipip6.conf"
 RULES_V4 = "/etc/iptables/rules.v4"
 RULES_V6 = "/etc/iptables/rules.v6"
+#: The networkd units this project owns, under any tunnel name (a renamed tunnel leaves some).
+OWNED_UNIT_GLOBS = (
+    f"{NETWORKD_DIR}/60-ipip6-*",
+    f"{NETWORKD_DIR}/*.network.d/60-ipip6-*.conf",
+)
+#: Every file the VPS end of the deploy owns (globs for the units).
+OWNED_FILES = (*OWNED_UNIT_GLOBS, SYSCTL_FILE, MODULES_FILE, RULES_V4, RULES_V6)
 
 _env = jinja2.Environment(
     loader=jinja2.FileSystemLoader(TEMPLATES),
