@@ -1,1 +1,1 @@
-pytest_plugins = ["lab.pytest_plugin"]
+pytest_plugins = ["lab.pytest_plugin", "tests.simulators"]

@@ -20,12 +20,11 @@ import pytest
 
 from lab.pyinfra_cli import PYINFRA, REPO, DeployRun, run_pyinfra
 from rtxsim import Simulator
+from tests.simulators import ADMIN, CONFIGS, PASSWORD, USER
 
 pytestmark = pytest.mark.sim
 
-CONFIGS = REPO / "rtxsim" / "configs"
 
-USER, PASSWORD, ADMIN = "admin", "login-pw", "admin-pw"
 VPS, ROUTER = "2001:db8:100::10", "2001:db8:200::1"
 
 DEPLOY = """\
@@ -60,25 +59,6 @@ SESSION_LINES = {
 
 
 # -- helpers ---------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def sims():
-    """Start simulators; all are stopped at the end of the test."""
-    started: list[Simulator] = []
-
-    def start(config: str = "factory.txt", profile: str = "rtx1200", **options) -> Simulator:
-        text = (CONFIGS / config).read_text() if config.endswith(".txt") else config
-        sim = Simulator(
-            text, profile=profile, user=USER, password=PASSWORD, admin_password=ADMIN, **options
-        )
-        sim.start()
-        started.append(sim)
-        return sim
-
-    yield start
-    for sim in started:
-        sim.stop()
 
 
 def host_key_line(sim: Simulator, key: paramiko.PKey | None = None) -> str:

@@ -17,13 +17,10 @@ import pytest
 
 from lab.pyinfra_cli import DeployRun, run_pyinfra
 from rtxsim import Simulator
+from tests.simulators import CONFIGS
 from tests.test_rtx_deploy import (
-    ADMIN,
-    CONFIGS,
     OURS,
-    PASSWORD,
     REPO,
-    USER,
     deploy_commands,
     host_key_line,
     owned_lines,
@@ -78,24 +75,6 @@ rtx.tunnel(name="Router: ipip6 tunnel and default route", settings=settings,
            checks=[*DEFAULT_CHECKS, tunnel_is_up])
 rtx.save(name="Router: save the configuration", settings=settings)
 """
-
-
-@pytest.fixture
-def sims():
-    """Start simulators (config file name or text, options); all stopped at the end."""
-    started: list[Simulator] = []
-
-    def start(config: str = "factory.txt", **options) -> Simulator:
-        text = (CONFIGS / config).read_text() if config.endswith(".txt") else config
-        options = {"user": USER, "password": PASSWORD, "admin_password": ADMIN, **options}
-        sim = Simulator(text, profile="rtx1200", **options)
-        sim.start()
-        started.append(sim)
-        return sim
-
-    yield start
-    for sim in started:
-        sim.stop()
 
 
 def deploy(

@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 
 from rtxsim import Simulator
-from tests.test_rtx_deploy import CONFIGS, PYINFRA, REPO, host_key_line
+from tests.simulators import CONFIGS
+from tests.test_rtx_deploy import PYINFRA, REPO, host_key_line
 
 pytestmark = pytest.mark.sim
 
