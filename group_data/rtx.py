@@ -2,3 +2,7 @@
 
 # The `tunnel select N` this deploy owns on the router.
 rtx_tunnel_number = 1
+
+# Before the router saves a change, the VPS pings this home address through the tunnel; no
+# reply rolls the change back. "auto": the router's own LAN address inside home_networks.
+# rtx_verify_ping = "192.168.100.1"

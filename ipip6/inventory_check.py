@@ -13,6 +13,8 @@ data, and must still work.
 
 from __future__ import annotations
 
+from ipaddress import IPv4Address, IPv6Address
+
 from pyinfra.api import DeployError, State
 from pyinfra.api.host import Host
 from pyinfra.api.inventory import Inventory
@@ -41,17 +43,72 @@ def router_settings(host: Host) -> RouterSettings:
     return load_router_settings(host.name, host.data.dict())
 
 
+def vps_peer(inventory: Inventory, router: Host) -> Host | None:
+    """The VPS host at the other end of ``router``'s tunnel: the one whose ``vps_ipv6`` is the
+    router's (``validate_inventory`` makes sure there is at most one)."""
+    wanted = router_settings(router).vps_ipv6
+    for host in inventory:
+        if not is_router(host) and vps_settings(host).vps_ipv6 == wanted:
+            return host
+    return None
+
+
 def validate_inventory(inventory: Inventory, complete: bool = True) -> None:
     """Raise :class:`DeployError` listing every host with bad data; return quietly otherwise."""
     problems = []
+    vpses, routers = {}, []
+    whole = True  # every host's data complete: the ends can be paired
     for host in inventory:
         load = load_router_settings if is_router(host) else load_vps_settings
         try:
-            load(host.name, host.data.dict(), complete=complete)
+            settings = load(host.name, host.data.dict(), complete=complete)
         except SettingsError as exc:
             problems.append(str(exc))
+            continue
+        if isinstance(settings, RouterSettings):
+            routers.append((host.name, settings))
+        elif isinstance(settings, VpsSettings):
+            vpses.setdefault(settings.vps_ipv6, []).append(host.name)
+        else:
+            whole = False
+    if whole:
+        problems += _pairing_problems(vpses, routers)
     if problems:
         raise DeployError("\n".join(problems) + "\nNothing was changed.")
+
+
+def _pairing_problems(
+    vpses: dict[IPv6Address, list[str]], routers: list[tuple[str, RouterSettings]]
+) -> list[str]:
+    problems = [
+        str(
+            SettingsError(
+                ", ".join(names),
+                [
+                    f"vps_ipv6 (value {str(address)!r}): the same on each; expected one VPS host "
+                    "per tunnel"
+                ],
+            )
+        )
+        for address, names in vpses.items()
+        if len(names) > 1
+    ]
+    for name, settings in routers:
+        if isinstance(settings.rtx_verify_ping, IPv4Address) and settings.vps_ipv6 not in vpses:
+            problems.append(
+                str(
+                    SettingsError(
+                        name,
+                        [
+                            f"rtx_verify_ping (value {str(settings.rtx_verify_ping)!r}): "
+                            f"expected a VPS host with vps_ipv6 {str(settings.vps_ipv6)!r} in "
+                            "the inventory to ping from (or rtx_verify_ping = False to save "
+                            "without a check by traffic)"
+                        ],
+                    )
+                )
+            )
+    return problems
 
 
 def check_before_connect(state: State) -> None:

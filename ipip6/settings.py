@@ -241,6 +241,49 @@ class RouterSettings(TunnelSite):
             "WAN secure filter (add N to your `ipv6 IF secure filter in` list yourself)."
         ),
     )
+    rtx_verify_ping: Literal["auto", False] | ipaddress.IPv4Address = Field(
+        default="auto",
+        description=(
+            "Before a router change is saved, the VPS pings this home address through the "
+            "tunnel; no reply rolls the change back. 'auto': the router's own LAN address "
+            "inside home_networks (read from its config); false: save without a check by "
+            "traffic."
+        ),
+    )
+
+    @field_validator("rtx_verify_ping", mode="before")
+    @classmethod
+    def _verify_ping_choice(cls, value: Any) -> Any:
+        # One clear message instead of one per member of the union (and true, an int to
+        # pydantic, must not become the address 0.0.0.1).
+        if value == "auto" or value is False or isinstance(value, ipaddress.IPv4Address):
+            return value
+        if isinstance(value, str):
+            try:
+                return ipaddress.IPv4Address(value)
+            except ValueError:
+                pass
+        raise ValueError("expected 'auto', false or an IPv4 address inside home_networks")
+
+    @model_validator(mode="after")
+    def _verify_ping_at_home(self) -> RouterSettings:
+        address = self.rtx_verify_ping
+        if not isinstance(address, ipaddress.IPv4Address):
+            return self
+        inside = [net for net in self.home_networks if address in net]
+        if not inside:
+            raise ValueError(
+                f"rtx_verify_ping {str(address)!r} is outside home_networks "
+                f"({', '.join(map(str, self.home_networks))}): the VPS routes only those into "
+                "the tunnel"
+            )
+        net = inside[0]
+        if net.prefixlen < 31 and address in (net.network_address, net.broadcast_address):
+            raise ValueError(
+                f"rtx_verify_ping {str(address)!r} is the network or broadcast address of "
+                f"{net}: expected a host that answers ping, e.g. the router's LAN address"
+            )
+        return self
 
 
 # pyinfra's own keys: connector settings (ssh_*, winrm_*, ...) and global arguments (_sudo, ...).

@@ -5,8 +5,9 @@
 3. the RTX simulator starts on 127.0.0.1: the router, with a factory-like config;
 4. network namespaces in the VM: the router's data plane, a home LAN host, an internet host;
 5. ``pyinfra inventory.py deploy.py --dry --diff`` against both ends, then the real run;
-6. the router's data plane follows its saved config; IPv4 from the home host reaches the
-   internet host through the tunnel (ping, a TCP transfer, NAT, MSS, no fragments);
+6. the router's data plane follows its running config, so the VPS's ping home through the
+   tunnel confirms the router's change before it is saved; IPv4 from the home host reaches
+   the internet host through the tunnel (ping, a TCP transfer, NAT, MSS, no fragments);
 7. a second run changes nothing; the blog's EncapsulationLimit trap is reproduced and the deploy
    repairs it; after a reboot of both ends the traffic passes without a deploy;
 8. a summary; everything is torn down (also on failure and Ctrl-C).
@@ -168,11 +169,17 @@ def run_demo(args: argparse.Namespace, state: dict) -> dict:
         " tclass"
     )[0]
     ok(f"deployed in {applied.seconds:.0f} s; VPS: {facts['vps_link']}")
+    verified = re.search(r"verified by traffic: ([^\n\x1b]*)", applied.output)
+    if verified is None:
+        raise DemoFailure(f"the router saved without the VPS's check by traffic:\n{applied}")
+    ok(f"the router saved only after the VPS's check: {verified[1]}")
 
     steps("Traffic: home host → internet host through the tunnel")
-    plane = lab.net.build(lab.router_config())
+    plane = lab.net.plane
+    if lab.net.follow_errors:
+        raise DemoFailure(f"the router's data plane did not follow: {lab.net.follow_errors}")
     ok(
-        "the router's data plane follows its saved config: "
+        "the router's data plane follows its running config: "
         + ", ".join(f"{t.ifname} → {t.remote} (mtu {t.mtu})" for t in plane.active_tunnels())
     )
     first = lab.traffic()
@@ -228,8 +235,7 @@ def run_demo(args: argparse.Namespace, state: dict) -> dict:
         t0 = time.monotonic()
         vm.reboot()
         facts["reboot_s"] = time.monotonic() - t0
-        lab.restart_router()
-        lab.net.build(lab.router_config())
+        lab.restart_router()  # its data plane boots from the saved config
         rebooted = lab.traffic()
         check(rebooted.problems(), "traffic after the reboot", lab)
         facts["rebooted"] = rebooted

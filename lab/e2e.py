@@ -6,8 +6,8 @@ Shared by ``make demo`` (:mod:`lab.demo`) and the end-to-end tests (``tests/test
     lab.start_router()               # rtxsim on 127.0.0.1, factory-like config, saved in workdir
     lab.net.build(ROUTER_FACTORY_CONFIG)  # the namespaces (lab.homenet)
     run = lab.deploy("--dry", "--diff")   # the project's deploy.py through the real pyinfra CLI
-    run = lab.deploy()
-    lab.net.build(lab.router_config())    # the router's data plane follows its saved config
+    run = lab.deploy()               # the router's data plane follows its running config as the
+                                     # deploy changes it (the VPS's ping before the save sees it)
     check = lab.traffic()            # ping + TCP transfer home → internet, drop counter
     assert check.problems() == []
     lab.stop()
@@ -137,6 +137,9 @@ class E2ELab:
             state_dir=self.workdir / "router-state",
         )
         self.sim.start()
+        # The data plane follows the running config, line by line, as a real router applies it
+        # (nothing happens until the namespaces are built).
+        self.sim.on_running_change = self.net.follow
         key = self.sim.host_key
         self.router_known_hosts.write_text(
             f"[127.0.0.1]:{self.sim.port} {key.get_name()} {key.get_base64()}\n"
@@ -152,8 +155,14 @@ class E2ELab:
         return self.sim.saved_config_text
 
     def restart_router(self) -> None:
-        """Power-cycle the router: running config := saved config, sessions dropped."""
-        self.sim.restart()
+        """Power-cycle the router: running config := saved config, sessions dropped, and its
+        data plane built anew from it (also after a reboot of the VM took the namespaces)."""
+        self.sim.on_running_change = None
+        try:
+            self.sim.restart()
+            self.net.build(self.router_config())
+        finally:
+            self.sim.on_running_change = self.net.follow
 
     def router_log_mark(self) -> int:
         return len(self.sim.command_log)

@@ -12,8 +12,9 @@ inside the VM, with documentation prefixes only, so none of it exists outside th
                           IPv4 default into tunnel1        tun-home (the deploy's)
 
 The router's data plane is configured from the RTX simulator's config text (read here with a
-small reader of its own, independent of the deploy's driver), the way the router applies its
-config when it boots:
+small reader of its own, independent of the deploy's driver): all of it when the router boots,
+and again each time its *running* config changes (:meth:`HomeNet.follow`, wired to the
+simulator by :mod:`lab.e2e`), so traffic sees an applied change before it is saved:
 
 - ``ip lanN address A/L``, ``ipv6 lanN address A/L``, ``ipv6 route default gateway G``;
 - ``tunnel select N`` + ``tunnel encapsulation ipip`` + ``tunnel endpoint address [LOCAL] REMOTE``
@@ -29,6 +30,8 @@ Usage (``vm`` is a running :class:`lab.vm.LabVM`)::
 
     net = HomeNet(vm)
     net.build(router_config_text)   # (re)creates every namespace: what a router boot does
+    net.follow(running_config_text) # a config change on the running router (only the router's
+                                    # tunnels, routes and filter are redone)
     net.ping().received, net.transfer().throughput_mbit, net.drop_counter()
     net.destroy()
 """
@@ -309,7 +312,7 @@ def build_script(plane: RouterPlane, quirk: bool = True) -> str:
         f"ip -n home addr add {home} dev eth0",
         "ip -n home link set eth0 up",
         f"ip -n home route add default via {lan.ip}",
-        # the router: the kernel's defaults, then its config
+        # the router: the kernel's defaults, its interfaces' addresses, then the rest
         "ip netns exec rtx sysctl -qw net.ipv4.conf.all.forwarding=1",
         "ip netns exec rtx sysctl -qw net.ipv6.conf.all.accept_ra=0",
         f"{rtx} link set lan1 up",
@@ -323,6 +326,22 @@ def build_script(plane: RouterPlane, quirk: bool = True) -> str:
     for ifname, addr6 in plane.ipv6.items():
         if ifname in ("lan1", "lan2"):
             lines.append(_q(*ip_rtx, "addr", "add", addr6, "dev", ifname, "nodad"))
+    return "\n".join(lines) + "\n" + router_script(plane, quirk)
+
+
+def router_script(plane: RouterPlane, quirk: bool = True) -> str:
+    """Shell that sets the router namespace's tunnels, routes and filter to what ``plane`` says,
+    from whatever they were (its interfaces and their addresses stay): a config change taking
+    effect on a running router."""
+    ip_rtx = ("ip", "-n", "rtx")
+    lines = [
+        "set -e",
+        # what an earlier config made: tunnels (their routes go with them), gateway routes
+        "for t in $(ip -n rtx -o link show type ip6tnl | awk -F': ' '{print $2}' | cut -d@ -f1)"
+        '; do [ "$t" = ip6tnl0 ] || ip -n rtx link del dev "$t"; done',
+        "ip -n rtx -4 route flush scope global 2>/dev/null || true",  # none yet: not an error
+        "ip netns exec rtx nft flush ruleset",
+    ]
     routes6 = list(plane.routes6)
     if not any(dest == "default" for dest, _ in routes6):
         routes6.append(("default", ISP_GATEWAY_IPV6))
@@ -566,6 +585,10 @@ class HomeNet:
         #: The RTX1200 drops IPv6 packets with a Destination Options header; newer models do not.
         self.quirk = profile == "rtx1200"
         self.plane: RouterPlane | None = None
+        self._router_script: str | None = None
+        #: Config changes the data plane could not follow (see :meth:`follow`): for tests to
+        #: assert on, since they happen in the simulator's session thread.
+        self.follow_errors: list[str] = []
 
     def _sh(self, script: str, timeout: float = 120, check: bool = True):
         return ssh(self.vm, "bash -s", input=script, timeout=timeout, check=check)
@@ -575,11 +598,30 @@ class HomeNet:
         plane = parse_router_config(router_config)
         self._sh(build_script(plane, quirk=self.quirk))
         self.plane = plane
+        self._router_script = router_script(plane, quirk=self.quirk)
         return plane
+
+    def follow(self, router_config: str) -> None:
+        """Make the router's data plane what ``router_config`` (its running config, just
+        changed) says, the way a router applies a config line at once. Only when the change
+        matters to the data plane (most lines of a tunnel's block do not until ``tunnel
+        enable``); nothing before :meth:`build`. Errors are kept in :attr:`follow_errors`."""
+        if self.plane is None:
+            return
+        try:
+            plane = parse_router_config(router_config)
+            script = router_script(plane, quirk=self.quirk)
+            if script != self._router_script:
+                self._sh(script, timeout=60)
+                self._router_script = script
+            self.plane = plane
+        except Exception as exc:  # the simulator's session thread must not die of it
+            self.follow_errors.append(f"{type(exc).__name__}: {exc}")
 
     def destroy(self) -> None:
         self._sh(teardown_script(), check=False)
         self.plane = None
+        self._router_script = None
 
     @property
     def home_host(self) -> str:

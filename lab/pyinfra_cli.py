@@ -40,6 +40,10 @@ class DeployRun:
     def _ops(self) -> list[dict]:
         return (self.results.get("results") or {}).get("operations", [])
 
+    def operations(self) -> list[str]:
+        """The operations' names, in the order pyinfra ran them."""
+        return [op["name"] for op in self._ops()]
+
     def changed(self, host: str | None = None) -> list[str]:
         """Operations that changed something (on ``host``, or on any)."""
         return [

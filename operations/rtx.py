@@ -10,8 +10,11 @@ Confirm or roll back (NAPALM's steps, with ``save`` a step of its own as in pyin
   session if needed) and fails the host; nothing is saved.
 - :func:`save` writes the running config to flash only when the saved config (``show config
   N``) differs from it, reads the saved config back, and rolls back this run's change if saving
-  fails. Unsaved changes to lines the deploy does not own block both steps: ``save`` would
-  write them too.
+  fails. Before that, with ``verify_from`` (the VPS host), it *verifies by traffic*: the VPS
+  pings a home address through the tunnel (:mod:`ipip6.tunnel_ping`); no reply rolls back and
+  nothing is saved. ``deploy.py`` places it after the VPS's operations, so both ends are in
+  place when the packets go. Unsaved changes to lines the deploy does not own block both
+  steps: ``save`` would write them too.
 
 All the logic is in :mod:`ipip6.rtx.commit`; administrator mode, paging and the save question
 are the connector's job.
@@ -19,10 +22,12 @@ are the connector's job.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Generator, Sequence
 
 from pyinfra import host, logger
-from pyinfra.api import FunctionCommand, operation
+from pyinfra.api import FunctionCommand, State, StringCommand, operation
+from pyinfra.api.host import Host
 from pyinfra.api.output import format_text
 
 from ipip6.rtx import commit as gate
@@ -36,7 +41,8 @@ from ipip6.rtx.config import (
     redact_line,
 )
 from ipip6.rtx.facts import RunningConfig, SavedConfig
-from ipip6.settings import RouterSettings
+from ipip6.settings import RouterSettings, load_vps_settings
+from ipip6.tunnel_ping import TunnelPing, choose_address, parse_ping
 
 _LEVELS = {"info": logger.info, "warning": logger.warning, "error": logger.error}
 
@@ -207,29 +213,105 @@ def tunnel(
 
 
 def _save(
-    state, host, desired: OwnedSection | None, running: RouterConfig | None, config_file: int
+    state,
+    host,
+    desired: OwnedSection | None,
+    running: RouterConfig | None,
+    saved: RouterConfig | None,
+    config_file: int,
+    ping: TunnelPing | None,
 ) -> bool:
     router = _ConnectorRouter(state, host)
     pending = router.pending_commit
     if desired is None and pending is not None:
         desired = pending.plan.desired
-    result = gate.save(router, desired or _WHOLE_CONFIG, running, config_file=config_file)
+    verify = (lambda: _ping_from_vps(state, ping)) if ping is not None else None
+    result = gate.save(
+        router,
+        desired or _WHOLE_CONFIG,
+        running,
+        config_file=config_file,
+        saved=saved,
+        verify=verify,
+    )
     return _report(host, result)
 
 
 # No settings and nothing committed in this run: no owned lines, the whole config counts.
 _WHOLE_CONFIG = OwnedSection(tunnel_number=0, tunnel_lines=(), global_lines=())
 
+# A fresh tunnel may need a moment (the VPS's route, the router's neighbour entry): the ping is
+# tried this many times, this many seconds apart, before the change is rolled back.
+PING_ATTEMPTS = 3
+PING_PAUSE = 2.0
+
+
+def _ping_from_vps(state: State, ping: TunnelPing) -> tuple[bool, str]:
+    """Run ``ping`` on the VPS host (its own pyinfra connection): (replies came, what was seen)."""
+    vps = state.inventory.get_host(ping.vps)
+    if vps in state.failed_hosts:
+        return False, f"{ping.vps} failed earlier in this run, so the tunnel was not checked"
+    if not vps.connected:  # e.g. left out with --limit: this read-only check still needs it
+        vps.connect(reason="to verify the tunnel", raise_exceptions=True)
+    outcome = None
+    for attempt in range(PING_ATTEMPTS):
+        if attempt:
+            time.sleep(PING_PAUSE)
+        _, output = vps.run_shell_command(
+            StringCommand(ping.command()),
+            print_output=state.print_output,
+            print_input=state.print_input,
+        )
+        outcome = parse_ping(output.stdout, output.stderr)
+        if outcome.ok:
+            return True, f"{ping.describe()}: {outcome.summary()}"
+    tries = f" ({PING_ATTEMPTS} tries)" if PING_ATTEMPTS > 1 else ""
+    return False, f"{ping.describe()}: {outcome.summary()}{tries}"
+
+
+def _tunnel_ping(
+    settings: RouterSettings, running: RouterConfig, vps: Host | None
+) -> TunnelPing | None:
+    """The check by traffic to make before saving, or None (with a warning saying why)."""
+    if settings.rtx_verify_ping is False:
+        return None
+    if vps is None:
+        host.log(
+            f"no VPS host with vps_ipv6 {settings.vps_ipv6} in the inventory: saving without a "
+            "check by traffic",
+            logger.warning,
+        )
+        return None
+    address = choose_address(settings.rtx_verify_ping, running, settings.home_networks)
+    if address is None:
+        host.log(
+            "the router has no LAN address inside home_networks "
+            f"({', '.join(map(str, settings.home_networks))}) to ping: saving without a check "
+            "by traffic (set rtx_verify_ping to a home address that answers ping)",
+            logger.warning,
+        )
+        return None
+    tunnel_name = load_vps_settings(vps.name, vps.data.dict()).tunnel_name
+    return TunnelPing(vps=vps.name, tunnel_name=tunnel_name, address=address)
+
 
 @operation(is_idempotent=True)
-def save(settings: RouterSettings | None = None) -> Generator[FunctionCommand, None, None]:
+def save(
+    settings: RouterSettings | None = None, verify_from: Host | None = None
+) -> Generator[FunctionCommand, None, None]:
     """
     Write the running config to flash (``save``) when the saved config differs from it, then
-    read the saved config back to check.
+    read the saved config back to check; with ``verify_from``, check the tunnel by traffic
+    first.
 
     + settings: the router's :class:`~ipip6.settings.RouterSettings`. With them, unsaved
       changes to lines the deploy does not own are refused (they would be saved too), and a dry
       run can tell that :func:`tunnel` will make a save necessary.
+    + verify_from: the VPS host at the other end of the tunnel (with ``settings``). Before
+      saving, it pings ``rtx_verify_ping`` (by default the router's own LAN address inside
+      ``home_networks``) through its tunnel, three tries; without a reply nothing is saved and
+      the owned lines go back to what they were before the run (or, for an unsaved change an
+      earlier run left, to the saved config's). Call it after the VPS's operations.
 
     The saved config is ``show config N``, N the file the router booted from (``show
     environment``). If the router cannot show it, ``save`` runs only after :func:`tunnel`
@@ -243,7 +325,8 @@ def save(settings: RouterSettings | None = None) -> Generator[FunctionCommand, N
     .. code:: python
 
         rtx.tunnel(settings=settings)
-        rtx.save(settings=settings)
+        # ... the VPS's operations ...
+        rtx.save(settings=settings, verify_from=inventory.get_host("vps.example.net"))
     """
     running = host.get_fact(RunningConfig)
     if running is None:
@@ -253,6 +336,14 @@ def save(settings: RouterSettings | None = None) -> Generator[FunctionCommand, N
     config_file, saved = _read_saved()
     pending = getattr(host.connector, "pending_commit", None)
 
+    def verification() -> TunnelPing | None:
+        if settings is None:
+            return None
+        ping = _tunnel_ping(settings, running, verify_from)
+        if ping is not None and host.state.config.DIFF:
+            host.log(f"Before saving: {ping.describe()}", logger.info)
+        return ping
+
     if saved is None:
         will_change = desired is not None and bool(compare(running, desired))
         if pending is None and not will_change and desired is not None:
@@ -261,7 +352,7 @@ def save(settings: RouterSettings | None = None) -> Generator[FunctionCommand, N
                 "a change"
             )
             return
-        yield FunctionCommand(_save, (desired, None, config_file), {})
+        yield FunctionCommand(_save, (desired, None, None, config_file, verification()), {})
         return
 
     scope = desired or _WHOLE_CONFIG
@@ -290,4 +381,4 @@ def save(settings: RouterSettings | None = None) -> Generator[FunctionCommand, N
                 + "; ".join(line_diff(before, after)),
                 logger.info,
             )
-    yield FunctionCommand(_save, (desired, running, config_file), {})
+    yield FunctionCommand(_save, (desired, running, saved, config_file, verification()), {})

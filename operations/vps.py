@@ -42,7 +42,8 @@ from ipip6.vps.guard import (
 )
 
 #: What the VPS needs installed. netfilter-persistent comes with iptables-persistent.
-REQUIRED_PACKAGES = ("iptables", "iptables-persistent", "kmod", "iproute2")
+# iputils-ping: the router's check by traffic before it saves pings home from here.
+REQUIRED_PACKAGES = ("iptables", "iptables-persistent", "kmod", "iproute2", "iputils-ping")
 
 # iptables-persistent asks on install whether to save the current rules: answer "no" up front,
 # the deploy writes the files itself.

@@ -90,6 +90,9 @@ class Device:
         self.command_log: list[LogEntry] = []
         #: Called (with no arguments) after a reboot, to drop every session.
         self.reboot_hook: Callable[[], None] | None = None
+        #: Called with the running config's text whenever it changed (a config command that
+        #: changed it, a reboot), before the router answers: what a data plane follows.
+        self.running_hook: Callable[[str], None] | None = None
 
         text = config_text if config_text is not None else sample_config("factory")
         state_file = self._state_file()
@@ -123,7 +126,14 @@ class Device:
                     self.dirty = True
                 if res.head == "administrator password":
                     self.admin_password = (res.secret or "") if res.kind == "set" else ""
-            return res
+            text = self.running.text() if res.changed and res.console is None else None
+        if text is not None:
+            self._running_changed(text)
+        return res
+
+    def _running_changed(self, text: str) -> None:
+        if self.running_hook is not None:
+            self.running_hook(text)
 
     def save(self) -> None:
         with self.lock:
@@ -139,8 +149,10 @@ class Device:
             self.admin_password = self._saved_admin_password
             self.dirty = False
             self.boot_time = self.now()
+            text = self.running.text()
         if self.reboot_hook is not None:
             self.reboot_hook()
+        self._running_changed(text)
 
     def _state_file(self) -> Path | None:
         return None if self.state_dir is None else self.state_dir / STATE_FILE

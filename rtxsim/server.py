@@ -128,6 +128,10 @@ class Simulator:
     (default ``Error: Incorrect password`` / Japanese).
     ``state_dir``: the saved config persists as ``state_dir/config0.txt``.
     ``clock``: callable returning the (aware) datetime used for dates.
+
+    :attr:`on_running_change` (settable any time): called with the running config's text each
+    time it changes (a config command, a restart), before the router answers; a lab's data
+    plane follows the running config through it, as a real router's does.
     """
 
     def __init__(
@@ -246,6 +250,14 @@ class Simulator:
     def show_config(self) -> str:
         """``show config`` with its header, unwrapped, ``\\n`` line ends."""
         return "\n".join(self.device.show_config_lines()) + "\n"
+
+    @property
+    def on_running_change(self):
+        return self.device.running_hook
+
+    @on_running_change.setter
+    def on_running_change(self, callback) -> None:
+        self.device.running_hook = callback
 
     def restart(self) -> None:
         """Reboot: running := saved, unsaved changes lost, every session dropped."""

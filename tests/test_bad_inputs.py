@@ -69,6 +69,11 @@ CATALOGUE = [
     ("rtx", {"vps_ipv6": "2001:db8:1::1 save"}, "vps_ipv6", "valid IPv6 address"),
     ("rtx", {"tunnel_mtu": "1460\nsave"}, "tunnel_mtu", "valid integer"),
     ("rtx", {"rtx_tunel_number": 2}, "rtx_tunel_number", "did you mean 'rtx_tunnel_number'"),
+    ("rtx", {"rtx_verify_ping": "198.51.101.1"}, "rtx_verify_ping", "outside home_networks"),
+    ("rtx", {"rtx_verify_ping": "198.51.100.255"}, "rtx_verify_ping", "broadcast address"),
+    ("rtx", {"rtx_verify_ping": "2001:db8:2::1"}, "rtx_verify_ping", "an IPv4 address"),
+    ("rtx", {"rtx_verify_ping": True}, "rtx_verify_ping", "'auto', false or an IPv4 address"),
+    ("rtx", {"rtx_verify_ping": "198.51.100.1; save"}, "rtx_verify_ping", "an IPv4 address"),
 ]
 
 SECRET_KEYS = ("rtx_admin_password", "ssh_password")
@@ -156,4 +161,30 @@ def test_the_cli_refuses_them_all_before_contacting_any_host(tmp_path, connectio
     for name in names:
         assert f"invalid data for host {name}:" in run.output
     assert "pw\rsave" not in run.output and "login-pw" not in run.output
+    assert count["connections"] == 0
+
+
+def test_the_ends_must_pair_up_before_any_host_is_contacted(tmp_path, connection_counter):
+    # Two VPS hosts claiming one address, and a router whose ping has no VPS to come from.
+    port, count = connection_counter
+    address = {"ssh_hostname": "127.0.0.1", "ssh_port": port}
+    lonely = {**ROUTER, **address, "vps_ipv6": "2001:db8:9::1", "rtx_verify_ping": "198.51.100.1"}
+    inventory = write_inventory(
+        tmp_path,
+        {
+            "vps": [("vps-a", {**GOOD, **address}), ("vps-b", {**GOOD, **address})],
+            "rtx": [("@rtx/home", lonely)],
+        },
+    )
+
+    run = run_pyinfra(inventory, timeout=120)
+
+    assert run.returncode == 1
+    assert "invalid data for host vps-a, vps-b:" in run.output
+    assert "vps_ipv6 (value '2001:db8:1::1'): the same on each" in run.output
+    assert "invalid data for host @rtx/home:" in run.output
+    assert "rtx_verify_ping (value '198.51.100.1'): expected a VPS host with vps_ipv6 " in (
+        run.output
+    )
+    assert "Nothing was changed." in run.output
     assert count["connections"] == 0

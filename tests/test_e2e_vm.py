@@ -1,12 +1,13 @@
 """The whole tunnel, end to end: the deploy against both ends, then IPv4 traffic through it.
 
 The lab VM is the VPS; the RTX simulator on 127.0.0.1 is the router's control plane; network
-namespaces in the VM are the router's data plane (configured from the simulator's saved
-config), a home LAN host and an internet host (see ``lab.homenet``). The project's own
+namespaces in the VM are the router's data plane (following the simulator's running config as
+it changes), a home LAN host and an internet host (see ``lab.homenet``). The project's own
 ``deploy.py`` runs through the real pyinfra CLI against both ends, as a user would run it.
 
-The tests run in file order and build on each other: preview, apply, traffic, a no-op second
-run, the EncapsulationLimit trap of the blog post, and a reboot of both ends.
+The tests run in file order and build on each other: preview, a first deploy whose router change
+carries no traffic (rolled back), apply, traffic, a no-op second run, the EncapsulationLimit trap
+of the blog post, and a reboot of both ends.
 """
 
 from __future__ import annotations
@@ -17,6 +18,23 @@ from lab.e2e import NETDEV, ROUTER_HOST, TUNNEL_NAME, VPS_HOST, E2ELab
 from lab.homenet import ROUTER_FACTORY_CONFIG, VPS_UPLINK
 
 pytestmark = pytest.mark.vm
+
+SAVE_OP = "Router: verify by traffic from the VPS, then save"
+TUNNEL_OP = "Router: ipip6 tunnel and default route"
+# The router's LAN address (ROUTER_FACTORY_CONFIG): rtx_verify_ping's default picks it.
+PING = "ping 198.51.100.1 from lab-vps through tun-home"
+
+# The IPv6 path loses protocol 4 (IPv4 in IPv6) from the VPS, as a WAN filter without a pass
+# for it would: the router's change is fine on paper and carries nothing. A table of its own,
+# beside the ones iptables-nft makes for the deploy's rules.
+BLOCK_TUNNEL = (
+    "nft -f - <<'NFT'\n"
+    "table ip6 lab_block {\n"
+    "  chain output { type filter hook output priority 0; meta l4proto 4 counter drop; }\n"
+    "}\n"
+    "NFT"
+)
+UNBLOCK_TUNNEL = "nft delete table ip6 lab_block"
 
 ROUTER_LINES = [
     "ip route default gateway tunnel 1",
@@ -58,7 +76,8 @@ def test_preview_shows_both_ends_and_changes_nothing(lab):
     saved, mark = lab.sim.saved_config_text, lab.router_log_mark()
     run = lab.deploy("--dry", "--diff")
     assert run.ok, run
-    assert set(run.planned()) >= {"VPS: tunnel tun-home", "Router: ipip6 tunnel and default route"}
+    assert set(run.planned()) >= {"VPS: tunnel tun-home", TUNNEL_OP, SAVE_OP}
+    assert f"Before saving: {PING}" in run.output
     assert "+ EncapsulationLimit=none" in run.output
     assert f"-o {VPS_UPLINK} -j MASQUERADE" in run.output
     assert "+ tunnel endpoint address 2001:db8:1::1" in run.output
@@ -67,18 +86,44 @@ def test_preview_shows_both_ends_and_changes_nothing(lab):
     assert lab.vps_sh(f"ip link show dev {TUNNEL_NAME} 2>&1 || true").startswith("Device")
 
 
+def test_router_change_carrying_no_traffic_is_rolled_back_not_saved(lab):
+    factory, mark = lab.sim.saved_config_text, lab.router_log_mark()
+    lab.vps_sh(BLOCK_TUNNEL)
+    try:
+        run = lab.deploy()
+    finally:
+        lab.vps_sh(UNBLOCK_TUNNEL)
+    assert not run.ok, run
+    assert run.failed_hosts == [ROUTER_HOST]
+    # Applied first (not saved), then the VPS, then the check across both ends.
+    assert run.operations().index(TUNNEL_OP) < run.operations().index("VPS: tunnel tun-home")
+    assert run.operations()[-1] == SAVE_OP
+    assert f"verification by traffic failed: {PING}: 0/3 replies (3 tries)" in run.output
+    assert "rolled back: the owned lines are as they were before this run" in run.output
+    # The router is as it was: running = saved = factory, and its data plane followed.
+    assert "tunnel enable 1" in lab.router_config_commands(mark)
+    assert "save" not in lab.router_config_commands(mark)
+    assert lab.sim.running_config_text == lab.sim.saved_config_text == factory
+    assert lab.net.follow_errors == []
+    assert lab.net.plane.active_tunnels() == []
+    # The VPS end stays: its own guard confirmed it over a new SSH connection.
+    assert "VPS: tunnel tun-home" in run.changed(VPS_HOST)
+    assert "encaplimit none" in lab.vps_tunnel()
+
+
 def test_deploy_both_ends(lab):
     run = lab.deploy()
     assert run.ok, run
-    assert "VPS: tunnel tun-home" in run.changed(VPS_HOST)
-    assert "Router: ipip6 tunnel and default route" in run.changed(ROUTER_HOST)
+    assert run.changed(VPS_HOST) == []  # deployed by the run before
+    assert run.changed(ROUTER_HOST) == [TUNNEL_OP, SAVE_OP]
+    assert f"verified by traffic: {PING}: " in run.output
     saved = lab.sim.saved_config_text.splitlines()
     assert [line for line in ROUTER_LINES if line in saved] == ROUTER_LINES
     assert not lab.sim.dirty
     assert "encaplimit none" in lab.vps_tunnel()
-    # The router applies its config: its data plane follows the saved config.
-    plane = lab.net.build(lab.router_config())
-    assert [t.ifname for t in plane.active_tunnels()] == ["tunnel1"]
+    # The router applied its config as it went: its data plane has the tunnel.
+    assert lab.net.follow_errors == []
+    assert [t.ifname for t in lab.net.plane.active_tunnels()] == ["tunnel1"]
 
 
 def test_traffic_passes_nated_and_unfragmented(lab):
@@ -123,8 +168,7 @@ def test_trap_reproduced_then_defeated_by_the_deploy(lab):
 
 def test_traffic_passes_after_a_reboot_without_a_deploy(lab):
     lab.vm.reboot()
-    lab.restart_router()  # running config := saved config, as at power-on
-    lab.net.build(lab.router_config())  # the router's data plane boots from it
+    lab.restart_router()  # running config := saved config, its data plane built from it
     assert "encaplimit none" in lab.vps_tunnel()
     assert_passes(lab.traffic())
     # and the deploy agrees that nothing is missing

@@ -192,7 +192,7 @@ def test_reads_per_run_no_op_reads_each_config_once(sims, tmp_path):
     project_deploy = (REPO / "deploy.py").read_text()
     run = pyinfra(tmp_path, hosts, known=[sim], deploy_text=project_deploy)
     assert run.returncode == 0
-    assert run.op("Router: save the configuration")["success"] == ["@rtx/home"]
+    assert run.op("Router: verify by traffic from the VPS, then save")["success"] == ["@rtx/home"]
     # A changing run: what confirm-or-roll-back needs, nothing twice for the same purpose.
     assert reads(sim) == {
         ("user", "show config"): 1,  # console settings before the session sets them
@@ -205,7 +205,9 @@ def test_reads_per_run_no_op_reads_each_config_once(sims, tmp_path):
     again = pyinfra(tmp_path, hosts, known=[sim], deploy_text=project_deploy)
     assert again.returncode == 0
     assert again.op("Router: ipip6 tunnel and default route")["no_change"] == ["@rtx/home"]
-    assert again.op("Router: save the configuration")["no_change"] == ["@rtx/home"]
+    assert again.op("Router: verify by traffic from the VPS, then save")["no_change"] == [
+        "@rtx/home"
+    ]
     # The no-op run: the running config once (the session's check of its console settings at
     # "#" is that read; the one at ">" is made before the console is set up), the saved one
     # once, for both operations.

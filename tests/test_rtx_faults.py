@@ -31,7 +31,7 @@ from tests.test_rtx_deploy import (
 pytestmark = pytest.mark.sim
 
 TUNNEL_OP = "Router: ipip6 tunnel and default route"
-SAVE_OP = "Router: save the configuration"
+SAVE_OP = "Router: verify by traffic from the VPS, then save"
 
 # A deploy that only applies (no save): leaves the owned lines unsaved, like a run cut short.
 TUNNEL_ONLY = """\
@@ -73,7 +73,7 @@ def tunnel_is_up(ctx):
 settings = load_router_settings(host.name, host.data.dict())
 rtx.tunnel(name="Router: ipip6 tunnel and default route", settings=settings,
            checks=[*DEFAULT_CHECKS, tunnel_is_up])
-rtx.save(name="Router: save the configuration", settings=settings)
+rtx.save(name="Router: verify by traffic from the VPS, then save", settings=settings)
 """
 
 
@@ -488,3 +488,87 @@ def test_gate_rollback_works_from_any_half_applied_state():
         result = gate.rollback(fake, plan, "test")
         assert result.restored, (cut, result.messages)
         assert fake.device.running.text() == before_text, cut
+
+
+# -- the check by traffic before the save (the gate; end to end in tests/test_e2e_vm.py) -------
+
+
+def _applied(config: str = "busy.txt"):
+    """A fake router with the delta committed in this run (not saved), and the plan."""
+    from ipip6.rtx import commit as gate
+    from ipip6.rtx.config import RouterConfig
+
+    fake = DeviceRouter(config)
+    running = RouterConfig.parse("\n".join(fake.device.show_config_lines()))
+    plan = gate.Plan.make(running, _desired())
+    assert gate.commit(fake, plan).ok
+    return fake, plan
+
+
+def _read(fake, saved: bool = False):
+    from ipip6.rtx.config import RouterConfig
+
+    return RouterConfig.parse("\n".join(fake.device.show_config_lines(saved=saved)))
+
+
+def test_gate_saves_only_after_the_check_by_traffic_passed():
+    from ipip6.rtx import commit as gate
+
+    fake, plan = _applied()
+    calls = []
+
+    def ping():
+        calls.append(fake.device.dirty)  # the change is applied, not saved, when it runs
+        return True, "ping 192.168.100.1 from vps through tun-home: 3/3 replies"
+
+    result = gate.save(fake, plan.desired, _read(fake), saved=_read(fake, True), verify=ping)
+
+    assert result.ok, result.messages
+    assert calls == [True]
+    assert result.messages[0] == (
+        "info",
+        "verified by traffic: ping 192.168.100.1 from vps through tun-home: 3/3 replies",
+    )
+    assert fake.device.saved.text() == fake.device.running.text()
+    assert fake.pending_commit is None
+
+
+@pytest.mark.parametrize("raises", [False, True])
+def test_gate_check_by_traffic_failing_rolls_back_this_runs_change(raises):
+    from ipip6.rtx import commit as gate
+
+    fake, plan = _applied()
+    saved_before = fake.device.saved.text()
+
+    def ping():
+        if raises:
+            raise ConnectionResetError("the VPS went away")
+        return False, "ping 192.168.100.1 from vps through tun-home: 0/3 replies"
+
+    result = gate.save(fake, plan.desired, _read(fake), saved=_read(fake, True), verify=ping)
+
+    assert not result.ok and result.restored
+    reason = result.messages[0][1]
+    assert reason.startswith("verification by traffic failed: ")
+    assert ("ConnectionResetError: the VPS went away" in reason) == raises
+    assert fake.device.saved.text() == saved_before  # never saved
+    assert fake.device.running.text() == saved_before  # busy.txt as it was
+    assert fake.pending_commit is None
+
+
+def test_gate_check_failing_on_an_earlier_runs_unsaved_change_goes_back_to_the_saved_config():
+    # A run applied the change and died before saving; this run finds the owned lines already
+    # as desired (nothing pending) but the saved config behind, and the tunnel carries nothing.
+    from ipip6.rtx import commit as gate
+
+    fake, plan = _applied()
+    fake.pending_commit = None  # a new run: nothing committed by it
+    saved = _read(fake, True)
+
+    result = gate.save(
+        fake, plan.desired, _read(fake), saved=saved, verify=lambda: (False, "0/3 replies")
+    )
+
+    assert not result.ok and result.restored, result.messages
+    assert "the unsaved owned lines go back to the saved config's" in result.messages[0][1]
+    assert fake.device.running.text() == fake.device.saved.text()

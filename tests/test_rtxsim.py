@@ -553,6 +553,25 @@ def test_session_backspace_and_arrow_keys():
     assert dev.command_log[-1].command == "show environment"
 
 
+def test_running_hook_sees_each_change_before_the_prompt_and_each_reboot():
+    dev, s = _session("ip lan1 address 192.168.100.1/24\n")
+    seen: list[str] = []
+    dev.running_hook = seen.append
+    s.feed(b"administrator\r")
+    s.feed(ADMIN.encode() + b"\r")
+    s.feed(b"tunnel select 1\r")  # a selection: no change
+    s.feed(b"tunnel encapsulation ipip\r")
+    s.feed(b"tunnel encapsulation ipip\r")  # the same value again: no change
+    s.feed(b"console lines infinity\r")  # the session's own setting
+    s.feed(b"show config\r")
+    assert len(seen) == 1 and " tunnel encapsulation ipip" in seen[0].splitlines()
+    s.feed(b"no tunnel encapsulation\r")  # the block empties, and goes
+    assert len(seen) == 2 and "tunnel select 1" not in seen[1]
+    dev.reboot()  # nothing was saved: the running config is the saved one again
+    assert seen[2] == dev.saved.text()
+    assert "tunnel" not in seen[2]
+
+
 # --------------------------------------------------------------------------------------------
 # Over SSH
 

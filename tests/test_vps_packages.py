@@ -13,8 +13,9 @@ ALL_INSTALLED = [
     "pkg iptables-persistent ii ",
     "pkg kmod ii ",
     "pkg iproute2 ii ",
+    "pkg iputils-ping ii ",
 ]
-NO_PERSISTENT = ["pkg iptables ii ", "pkg kmod ii ", "pkg iproute2 ii "]
+NO_PERSISTENT = [line for line in ALL_INSTALLED if "iptables-persistent" not in line]
 
 
 def deploy(tmp_path, dpkg_lines: list[str], **data):

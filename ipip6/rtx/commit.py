@@ -5,9 +5,11 @@ In NAPALM's vocabulary (pyinfra-vyos uses the same steps): the running config is
 *candidate*. :func:`commit` sends it line by line **without saving**, then *confirms* it with
 :data:`Check` functions run on the router (by default: ``show config`` is read again, the owned
 section must now equal the desired one and nothing outside it may have moved). Saving is a step
-of its own (:func:`save`), taken only after the confirmation passed.
+of its own (:func:`save`), taken only after the confirmation passed, and after a check by
+traffic (:data:`Verify`, e.g. the VPS pinging home through the tunnel) when one is given.
 
-Any of these *rolls back*: an ``Error:`` line, a failed check, a lost connection or a timeout.
+Any of these *rolls back*: an ``Error:`` line, a failed check, a lost connection or a timeout,
+and a failed check by traffic before the save.
 Rolling back sends the delta's rollback commands (which set every touched line back to its value
 before the run, so they work from any half-applied state), on a fresh session when the old one
 died, reads ``show config`` again and reports whether the owned lines are as they were. Nothing
@@ -294,20 +296,78 @@ def rollback(router: Router, plan: Plan, reason: str, *, sent: int | None = None
     return result
 
 
+Verify = Callable[[], "tuple[bool, str]"]
+"""A check by traffic made just before saving (e.g. the VPS pinging home through the tunnel):
+``(passed, what was seen)``, the latter one line without secrets."""
+
+
 def save(
     router: Router,
     desired: OwnedSection,
     running: RouterConfig | None,
     *,
     config_file: int = 0,
+    saved: RouterConfig | None = None,
+    verify: Verify | None = None,
 ) -> Result:
     """``save``, then read the saved config back (``show config N``) and check it matches
     ``running`` (the running config as read just before; ``None`` when the router cannot show
     a saved config: then nothing is read back). If saving fails (an error line, a lost
     connection, a router that restarted) the change this run committed
     (``router.pending_commit``) is rolled back; a save that went through despite a lost
-    connection counts as done."""
+    connection counts as done.
+
+    ``verify`` runs first. If it fails nothing is saved, and the owned lines go back: to what
+    they were before this run when it committed the change, else (an unsaved change left by an
+    earlier run) to the saved config's, the last state that was verified and saved.
+    """
     pending = router.pending_commit
+    if verify is None:
+        return _save(router, desired, running, config_file, pending)
+    try:
+        passed, seen = verify()
+    except Exception as exc:  # a check that cannot run is a check that did not pass
+        passed, seen = False, f"the check could not run: {type(exc).__name__}: {exc}"
+    if not passed:
+        return _verification_failed(router, desired, pending, saved, seen)
+    result = _save(router, desired, running, config_file, pending)
+    result.messages.insert(0, ("info", f"verified by traffic: {seen}"))
+    return result
+
+
+def _verification_failed(
+    router: Router,
+    desired: OwnedSection,
+    pending: PendingCommit | None,
+    saved: RouterConfig | None,
+    seen: str,
+) -> Result:
+    reason = f"verification by traffic failed: {seen}; not saved"
+    if pending is not None:
+        return rollback(router, pending.plan, reason)
+    if saved is not None:
+        return rollback(
+            router,
+            Plan.make(saved, desired),
+            reason + " (the unsaved owned lines go back to the saved config's)",
+        )
+    result = Result(ok=False)
+    result.add("error", reason)
+    result.add(
+        "error",
+        "the router cannot show its saved config, so the unsaved change was left running: a "
+        "`restart` of the router drops it",
+    )
+    return result
+
+
+def _save(
+    router: Router,
+    desired: OwnedSection,
+    running: RouterConfig | None,
+    config_file: int,
+    pending: PendingCommit | None,
+) -> Result:
     try:
         answer = router.cli("save")
         if not answer.ok:

@@ -102,6 +102,19 @@ class RouterConfig:
                 return line
         return None
 
+    def lan_addresses(self) -> list[ipaddress.IPv4Interface]:
+        """The IPv4 addresses of the router's own interfaces (``ip lanN address A/L``), in
+        config order; ``dhcp`` and other non-address forms are skipped."""
+        found = []
+        for line in self.lines:
+            m = _LAN_ADDRESS.fullmatch(_normalise_spaces(line.text))
+            if m:
+                try:
+                    found.append(ipaddress.IPv4Interface(m[1]))
+                except ValueError:
+                    continue
+        return found
+
     def render(self) -> str:
         """Back to ``show config`` layout (one space per level), without the header."""
         return "\n".join(_render(self.lines, 0))
@@ -109,6 +122,9 @@ class RouterConfig:
     def to_json(self) -> list[str]:
         """For ``pyinfra … fact``: the rendered lines."""
         return _render(self.lines, 0)
+
+
+_LAN_ADDRESS = re.compile(r"ip lan\d+(?:/\d+)? address (\S+/\d+)")
 
 
 @dataclass

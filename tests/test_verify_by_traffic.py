@@ -1,0 +1,161 @@
+"""The router's check by traffic across both ends, through the real pyinfra CLI and the
+project's deploy.py: the router is the RTX simulator over real SSH, the VPS pyinfra's ``@fake``
+connector, whose ``ping`` answers as scripted (real packets: ``tests/test_e2e_vm.py``).
+
+What is proven here is the wiring: the order of the operations across the two hosts, which VPS
+pings which address, and what the router does with the answer.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from lab.pyinfra_cli import REPO, DeployRun, run_pyinfra, write_inventory
+from rtxsim import Simulator
+from tests.test_rtx_deploy import OURS, ROUTER, VPS, host_key_line, owned_lines, router
+from tests.test_rtx_faults import TUNNEL_ONLY
+from tests.test_rtx_faults import deploy as router_only_deploy
+from tests.test_vps_packages import ALL_INSTALLED
+
+pytestmark = pytest.mark.sim
+
+TUNNEL_OP = "Router: ipip6 tunnel and default route"
+SAVE_OP = "Router: verify by traffic from the VPS, then save"
+VPS_HOST = "@fake/vps"
+# factory.txt's `ip lan1 address 192.168.100.1/24`: what rtx_verify_ping's "auto" picks
+PING = f"ping 192.168.100.1 from {VPS_HOST} through tun-home"
+
+REPLIES = [
+    "64 bytes from 192.168.100.1: icmp_seq=1 ttl=64 time=1.10 ms",
+    "3 packets transmitted, 3 received, 0% packet loss, time 1002ms",
+]
+NO_REPLY = ["3 packets transmitted, 0 received, 100% packet loss, time 2040ms"]
+
+
+def deploy(tmp_path, sim: Simulator, ping: list[str], *args: str, vps=None, **router_data):
+    vps_data = {
+        "fake_delay": 0,
+        "fake_delay_jitter": 0,
+        "fake_responses": {"dpkg-query": ALL_INSTALLED, "ping -n": ping},
+        "vps_ipv6": VPS,
+        "router_ipv6": ROUTER,
+        "home_networks": ["192.168.100.0/24"],
+        **(vps or {}),
+    }
+    known = tmp_path / "known_hosts"
+    known.write_text(host_key_line(sim))
+    name, data = router("home", sim, ssh_known_hosts_file=str(known), **router_data)
+    inventory = write_inventory(tmp_path, {"vps": [(VPS_HOST, vps_data)], "rtx": [(name, data)]})
+    return run_pyinfra(inventory, "-vv", *args, timeout=180)
+
+
+def pings(run: DeployRun) -> list[str]:
+    """The ping commands the VPS ran (pyinfra's ``-vv`` echo)."""
+    return [line for line in run.output.splitlines() if ">>> ping " in line]
+
+
+def test_saved_only_after_the_vps_pinged_home_through_the_tunnel(sims, tmp_path):
+    sim = sims("factory.txt")
+    run = deploy(tmp_path, sim, REPLIES)
+
+    assert run.ok, run
+    names = run.operations()
+    assert names[0] == TUNNEL_OP and names[-1] == SAVE_OP
+    assert "VPS: tunnel tun-home" in names[1:-1]
+    assert f"verified by traffic: {PING}: 3/3 replies" in run.output
+    assert [line.split(">>> ")[1] for line in pings(run)] == [
+        "ping -n -c 3 -i 0.5 -W 2 -I tun-home 192.168.100.1"
+    ]
+    assert owned_lines(sim) == OURS
+    assert sim.saved_config_text == sim.running_config_text and not sim.dirty
+
+    again = deploy(tmp_path, sim, REPLIES)
+    assert again.ok, again
+    assert again.op(SAVE_OP)["no_change"] == ["@rtx/home"]
+    assert pings(again) == []  # nothing to save, nothing to verify
+
+
+def test_no_reply_rolls_the_router_back_and_saves_nothing(sims, tmp_path):
+    sim = sims("factory.txt")
+    before = sim.saved_config_text
+    run = deploy(tmp_path, sim, NO_REPLY)
+
+    assert not run.ok
+    assert run.failed_hosts == ["@rtx/home"]
+    assert len(pings(run)) == 3  # three tries
+    assert f"verification by traffic failed: {PING}: 0/3 replies (3 tries); not saved" in run.output
+    assert "rolled back: the owned lines are as they were before this run" in run.output
+    assert sim.running_config_text == sim.saved_config_text == before
+    assert "save" not in sim.commands
+
+    fixed = deploy(tmp_path, sim, REPLIES)  # e.g. the filter on the path fixed
+    assert fixed.ok, fixed
+    assert owned_lines(sim) == OURS and not sim.dirty
+
+
+def test_a_vps_that_failed_earlier_in_the_run_means_no_save(sims, tmp_path):
+    sim = sims("factory.txt")
+    before = sim.saved_config_text
+    # The VPS's tunnel never comes up with encaplimit none: that host fails.
+    broken = {
+        "fake_responses": {"dpkg-query": ALL_INSTALLED, "encaplimit none": {"success": False}}
+    }
+    run = deploy(tmp_path, sim, REPLIES, vps=broken)
+
+    assert not run.ok  # both hosts failed: pyinfra stops with "No hosts remaining!"
+    assert "tunnel tun-home is missing or lacks encaplimit none" in run.output
+    assert f"{VPS_HOST} failed earlier in this run, so the tunnel was not checked" in run.output
+    assert pings(run) == []
+    assert sim.running_config_text == sim.saved_config_text == before
+
+
+def test_an_unsaved_change_left_by_an_earlier_run_is_verified_before_it_is_saved(sims, tmp_path):
+    sim = sims("factory.txt")
+    first = deploy(tmp_path, sim, NO_REPLY, rtx_verify_ping=False)  # no check: saved
+    assert first.ok, first
+    saved = sim.saved_config_text
+    # An earlier run applied an MTU the path cannot carry, say, and died before its save.
+    (tmp_path / "earlier").mkdir()
+    earlier = router_only_deploy(
+        tmp_path / "earlier", [router("home", sim, tunnel_mtu=1400)], known=[sim],
+        deploy_text=TUNNEL_ONLY,
+    )  # fmt: skip
+    assert earlier.ok and sim.dirty and " ip tunnel mtu 1400" in sim.running_config_text
+
+    # This run finds the lines as wanted (nothing to commit) but unsaved; the VPS is left out.
+    run = deploy(tmp_path, sim, NO_REPLY, "--limit", "@rtx/home", tunnel_mtu=1400)
+
+    assert not run.ok
+    assert f"verification by traffic failed: {PING}: 0/3 replies" in run.output
+    assert "the unsaved owned lines go back to the saved config's" in run.output
+    assert sim.running_config_text == sim.saved_config_text == saved  # (still "changed":
+    # the router keeps its unsaved flag after a line is set back, as a real RTX does)
+    assert len(pings(run)) == 3  # the VPS, left out with --limit, was connected for the ping
+
+
+def test_rtx_verify_ping_false_saves_without_a_check(sims, tmp_path):
+    sim = sims("factory.txt")
+    run = deploy(tmp_path, sim, NO_REPLY, rtx_verify_ping=False)
+    assert run.ok, run
+    assert pings(run) == [] and "verified by traffic" not in run.output
+    assert owned_lines(sim) == OURS and not sim.dirty
+
+
+def test_an_address_from_data_is_pinged(sims, tmp_path):
+    sim = sims("factory.txt")
+    run = deploy(tmp_path, sim, REPLIES, rtx_verify_ping="192.168.100.20")
+    assert run.ok, run
+    assert pings(run)[0].endswith("-I tun-home 192.168.100.20")
+
+
+def test_without_a_lan_address_at_home_it_warns_and_saves(sims, tmp_path):
+    sim = sims("factory.txt")
+    run = deploy(tmp_path, sim, NO_REPLY, home_networks=["192.168.200.0/24"])
+    # the VPS keeps 192.168.100.0/24: only the router's data counts for its check
+    assert run.ok, run
+    assert "the router has no LAN address inside home_networks (192.168.200.0/24)" in run.output
+    assert pings(run) == []
+
+
+def test_the_project_deploy_is_what_runs():
+    assert "verify_from=vps_peer(inventory, host)" in (REPO / "deploy.py").read_text()
