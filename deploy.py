@@ -6,9 +6,10 @@ Two ends, two very different hosts:
 
 All hosts' data is validated before the first operation; one bad value stops the whole run.
 
-Confirm or roll back across both ends: the router's change is applied (not saved), the VPS is
-deployed, every host meets at a barrier, then the VPS pings home through the tunnel, and only
-then does the router save.
+Confirm or roll back across both ends: the VPS end is deployed first (each change proven by a
+new SSH connection), every host meets at a barrier, then the router's change is applied without
+saving, the VPS pings home through the tunnel, and only then does the router save. The home's
+IPv4 goes into an unverified tunnel for seconds only, never while the VPS is being set up.
 """
 
 from pyinfra import host, inventory
@@ -24,13 +25,7 @@ from operations import ordering
 
 validate_inventory(inventory)
 
-if is_router(host):
-    from operations import rtx
-
-    settings = router_settings(host)
-    # Applied without saving, read back, rolled back if anything fails.
-    rtx.tunnel(name="Router: ipip6 tunnel and default route", settings=settings)
-else:
+if not is_router(host):
     from operations import vps
 
     settings = vps_settings(host)
@@ -40,14 +35,23 @@ else:
     vps.firewall(name="VPS: iptables rules", settings=settings)
 
 # One line for every host: without it pyinfra would not wait for the VPS's operations before
-# the router's save (it orders operations per host; see operations/ordering.py).
-ordering.barrier(name="Both ends deployed", reached="this end is deployed")
+# the router's (it orders operations per host; see operations/ordering.py).
+ordering.barrier(name="VPS end deployed", reached="waited for the VPS end")
 
 if is_router(host):
+    from operations import rtx
+
+    settings = router_settings(host)
+    vps_host = vps_peer(inventory, host)
+    # Applied without saving, read back, rolled back if anything fails (not even applied when
+    # the VPS end failed).
+    rtx.tunnel(
+        name="Router: ipip6 tunnel and default route", settings=settings, verify_from=vps_host
+    )
     # The VPS pings home through the tunnel; saved only if it answers (and whenever the saved
     # config lags behind, e.g. after an interrupted run).
     rtx.save(
         name="Router: verify by traffic from the VPS, then save",
         settings=settings,
-        verify_from=vps_peer(inventory, host),
+        verify_from=vps_host,
     )

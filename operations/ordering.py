@@ -29,12 +29,11 @@ def barrier(reached: str) -> Generator[str, None, None]:
 
     .. code:: python
 
+        if not is_router(host):
+            vps.tunnel(settings=settings)
+        ordering.barrier(name="VPS end deployed", reached="waited for the VPS end")
         if is_router(host):
             rtx.tunnel(settings=settings)
-        else:
-            vps.tunnel(settings=settings)
-        ordering.barrier(name="Both ends deployed", reached="both ends are deployed")
-        if is_router(host):
             rtx.save(settings=settings, verify_from=vps_host)
     """
     host.noop(reached)

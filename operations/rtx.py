@@ -12,8 +12,8 @@ Confirm or roll back (NAPALM's steps, with ``save`` a step of its own as in pyin
   N``) differs from it, reads the saved config back, and rolls back this run's change if saving
   fails. Before that, with ``verify_from`` (the VPS host), it *verifies by traffic*: the VPS
   pings a home address through the tunnel (:mod:`ipip6.tunnel_ping`); no reply rolls back and
-  nothing is saved. ``deploy.py`` places it after the VPS's operations, so both ends are in
-  place when the packets go. Unsaved changes to lines the deploy does not own block both
+  nothing is saved. ``deploy.py`` runs the router's operations after the VPS's, so both ends
+  are in place when the packets go. Unsaved changes to lines the deploy does not own block both
   steps: ``save`` would write them too.
 
 All the logic is in :mod:`ipip6.rtx.commit`; administrator mode, paging and the save question
@@ -132,13 +132,24 @@ def _unsaved_elsewhere_message(outside: list[str], config_file: int) -> str:
 # tunnel: compare → commit → confirm (or roll back)
 
 
-def _commit(state, host, plan: gate.Plan, checks: tuple[gate.Check, ...]) -> bool:
+def _commit(
+    state, host, plan: gate.Plan, checks: tuple[gate.Check, ...], vps_name: str | None
+) -> bool:
+    if vps_name is not None and state.inventory.get_host(vps_name) in state.failed_hosts:
+        # Its ping could not confirm the change: better not to make it.
+        host.log(
+            f"{vps_name} failed earlier in this run: nothing was changed on the router",
+            logger.error,
+        )
+        return False
     return _report(host, gate.commit(_ConnectorRouter(state, host), plan, checks))
 
 
 @operation()
 def tunnel(
-    settings: RouterSettings, checks: Sequence[gate.Check] | None = None
+    settings: RouterSettings,
+    checks: Sequence[gate.Check] | None = None,
+    verify_from: Host | None = None,
 ) -> Generator[FunctionCommand, None, None]:
     """
     Configure the router's end of the ipip6 tunnel and, optionally, its default route and an
@@ -150,6 +161,8 @@ def tunnel(
       one and no other line moved); each takes a :class:`~ipip6.rtx.commit.CheckContext` and
       returns ``None`` or why it failed. Add your own, e.g. one that asks the router for the
       tunnel's status.
+    + verify_from: the VPS host that will verify the change by traffic (see :func:`save`): if
+      it failed earlier in this run, nothing is sent and the host fails.
 
     Owned lines (and nothing else): under ``tunnel select N`` the encapsulation, endpoint,
     MTU, TCP MSS limit and ``tunnel enable N``; ``ip route default`` if
@@ -205,7 +218,8 @@ def tunnel(
 
     if host.state.config.DIFF:
         _show_diff("Will change the router's tunnel section:", plan.delta.diff)
-    yield FunctionCommand(_commit, (plan, tuple(checks or gate.DEFAULT_CHECKS)), {})
+    vps_name = verify_from.name if verify_from is not None else None
+    yield FunctionCommand(_commit, (plan, tuple(checks or gate.DEFAULT_CHECKS), vps_name), {})
 
 
 # --------------------------------------------------------------------------------------------
