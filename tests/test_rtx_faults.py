@@ -228,7 +228,7 @@ def test_router_restarting_before_save(sims, tmp_path):
     assert sim.device.drop_on.fired
     assert run.returncode != 0
     lines = host_lines(run)
-    assert "applied 8 commands and verified them (not saved yet)" in lines
+    assert "applied 8 commands and checked them on the router (not saved yet)" in lines
     assert "connection lost while saving" in lines
     assert "rolled back" in lines and "not saved" in lines
     # The restart reverted the running config; the rollback found nothing left to undo.

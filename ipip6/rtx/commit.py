@@ -237,7 +237,10 @@ def commit(router: Router, plan: Plan, checks: Sequence[Check] = DEFAULT_CHECKS)
     result = Result(ok=True)
     if commands:
         router.pending_commit = PendingCommit(plan)
-        result.add("info", f"applied {len(commands)} commands and verified them (not saved yet)")
+        result.add(
+            "info",
+            f"applied {len(commands)} commands and checked them on the router (not saved yet)",
+        )
     return result
 
 
