@@ -26,6 +26,10 @@ from ipip6.rtx.config import RouterConfig
 PING_COUNT = 3
 PING_INTERVAL = 0.5
 PING_WAIT = 2
+# A fresh tunnel may need a moment more (the VPS's route, the router's neighbour entry): the
+# whole ping is tried this many times, this many seconds apart, before the change is rolled back.
+PING_ATTEMPTS = 3
+PING_PAUSE = 2.0
 
 
 def choose_address(

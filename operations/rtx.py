@@ -42,7 +42,7 @@ from ipip6.rtx.config import (
 )
 from ipip6.rtx.facts import RunningConfig, SavedConfig
 from ipip6.settings import RouterSettings, load_vps_settings
-from ipip6.tunnel_ping import TunnelPing, choose_address, parse_ping
+from ipip6.tunnel_ping import PING_ATTEMPTS, PING_PAUSE, TunnelPing, choose_address, parse_ping
 
 _LEVELS = {"info": logger.info, "warning": logger.warning, "error": logger.error}
 
@@ -253,11 +253,6 @@ def _save(
 
 # No settings and nothing committed in this run: no owned lines, the whole config counts.
 _WHOLE_CONFIG = OwnedSection(tunnel_number=0, tunnel_lines=(), global_lines=())
-
-# A fresh tunnel may need a moment (the VPS's route, the router's neighbour entry): the ping is
-# tried this many times, this many seconds apart, before the change is rolled back.
-PING_ATTEMPTS = 3
-PING_PAUSE = 2.0
 
 
 def _ping_from_vps(state: State, ping: TunnelPing) -> tuple[bool, str]:
