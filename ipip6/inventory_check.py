@@ -57,13 +57,14 @@ def validate_inventory(inventory: Inventory, complete: bool = True) -> None:
     """Raise :class:`DeployError` listing every host with bad data; return quietly otherwise."""
     problems = []
     vpses, routers = {}, []
-    whole = True  # every host's data complete: the ends can be paired
+    whole = True  # every host's data valid and complete: the ends can be paired
     for host in inventory:
         load = load_router_settings if is_router(host) else load_vps_settings
         try:
             settings = load(host.name, host.data.dict(), complete=complete)
         except SettingsError as exc:
             problems.append(str(exc))
+            whole = False  # a host with bad data cannot be paired: one message is enough
             continue
         if isinstance(settings, RouterSettings):
             routers.append((host.name, settings))
