@@ -21,14 +21,12 @@ from tests.test_rtx_deploy import (
     router,
     writes,
 )
-from tests.test_rtx_faults import TUNNEL_ONLY
+from tests.test_rtx_faults import SAVE_OP, TUNNEL_ONLY, TUNNEL_OP
 from tests.test_rtx_faults import deploy as router_only_deploy
 from tests.test_vps_packages import ALL_INSTALLED
 
 pytestmark = pytest.mark.sim
 
-TUNNEL_OP = "Router: ipip6 tunnel and default route"
-SAVE_OP = "Router: verify by traffic from the VPS, then save"
 VPS_HOST = "@fake/vps"
 # factory.txt's `ip lan1 address 192.168.100.1/24`: what rtx_verify_ping's "auto" picks
 PING = f"ping 192.168.100.1 from {VPS_HOST} through tun-home"
