@@ -23,6 +23,7 @@ from ipip6.settings import (
     RouterSettings,
     SettingsError,
     VpsSettings,
+    check_present_keys,
     load_router_settings,
     load_vps_settings,
 )
@@ -59,9 +60,13 @@ def validate_inventory(inventory: Inventory, complete: bool = True) -> None:
     vpses, routers = {}, []
     whole = True  # every host's data valid and complete: the ends can be paired
     for host in inventory:
-        load = load_router_settings if is_router(host) else load_vps_settings
+        router = is_router(host)
         try:
-            settings = load(host.name, host.data.dict(), complete=complete)
+            if complete:
+                load = load_router_settings if router else load_vps_settings
+                settings = load(host.name, host.data.dict())
+            else:
+                settings = check_present_keys(host.name, host.data.dict(), router=router)
         except SettingsError as exc:
             problems.append(str(exc))
             whole = False  # a host with bad data cannot be paired: one message is enough

@@ -361,18 +361,20 @@ def _load(model: type[_Strict], host: str, data: Mapping[str, Any], complete: bo
     return settings
 
 
-def load_vps_settings(
-    host: str, data: Mapping[str, Any], complete: bool = True
-) -> VpsSettings | None:
-    """Validate one VPS host's merged data. Raises :class:`SettingsError` listing every problem.
-
-    ``complete=False`` checks only the keys present (no "missing" errors) and may return None.
-    """
-    return _load(VpsSettings, host, data, complete)
+def load_vps_settings(host: str, data: Mapping[str, Any]) -> VpsSettings:
+    """Validate one VPS host's merged data. Raises :class:`SettingsError` listing every problem."""
+    return _load(VpsSettings, host, data, complete=True)
 
 
-def load_router_settings(
-    host: str, data: Mapping[str, Any], complete: bool = True
-) -> RouterSettings | None:
+def load_router_settings(host: str, data: Mapping[str, Any]) -> RouterSettings:
     """Validate one router host's merged data. Raises :class:`SettingsError`."""
-    return _load(RouterSettings, host, data, complete)
+    return _load(RouterSettings, host, data, complete=True)
+
+
+def check_present_keys(
+    host: str, data: Mapping[str, Any], *, router: bool
+) -> VpsSettings | RouterSettings | None:
+    """Check only the keys present in ``data``, no "missing" errors: before pyinfra connects,
+    where ``pyinfra @rtx/… exec -- show config`` has no tunnel data at all. Raises
+    :class:`SettingsError`; returns the settings when the data happens to be complete."""
+    return _load(RouterSettings if router else VpsSettings, host, data, complete=False)

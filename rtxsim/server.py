@@ -11,6 +11,7 @@ import logging
 import os
 import socket
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import paramiko
@@ -252,11 +253,11 @@ class Simulator:
         return "\n".join(self.device.show_config_lines()) + "\n"
 
     @property
-    def on_running_change(self):
+    def on_running_change(self) -> Callable[[str], None] | None:
         return self.device.running_hook
 
     @on_running_change.setter
-    def on_running_change(self, callback) -> None:
+    def on_running_change(self, callback: Callable[[str], None] | None) -> None:
         self.device.running_hook = callback
 
     def restart(self) -> None:
