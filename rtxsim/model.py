@@ -883,7 +883,3 @@ def _word_match(word: str, token: str) -> bool:
         shape = _SLOT_SHAPE.get(word[1:-1])
         return shape is None or shape.fullmatch(token) is not None
     return word == token
-
-
-def spec_for(head: str) -> Spec:
-    return _BY_HEAD[head]

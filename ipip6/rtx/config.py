@@ -44,13 +44,6 @@ class ConfigLine:
     text: str
     children: tuple[ConfigLine, ...] = ()
 
-    def child(self, key: str) -> ConfigLine | None:
-        """The first child whose :func:`line_key` is ``key``."""
-        for line in self.children:
-            if line_key(line.text) == key:
-                return line
-        return None
-
 
 @dataclass(frozen=True)
 class RouterConfig:
