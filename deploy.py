@@ -42,7 +42,7 @@ if is_router(host):
     from operations import rtx
 
     settings = router_settings(host)
-    vps_host = vps_peer(inventory, host)
+    vps_host = vps_peer(inventory, settings)
     # Applied without saving, read back, rolled back if anything fails (not even applied when
     # the VPS end failed).
     rtx.tunnel(

@@ -44,12 +44,11 @@ def router_settings(host: Host) -> RouterSettings:
     return load_router_settings(host.name, host.data.dict())
 
 
-def vps_peer(inventory: Inventory, router: Host) -> Host | None:
-    """The VPS host at the other end of ``router``'s tunnel: the one whose ``vps_ipv6`` is the
+def vps_peer(inventory: Inventory, router: RouterSettings) -> Host | None:
+    """The VPS host at the other end of a router's tunnel: the one whose ``vps_ipv6`` is the
     router's (``validate_inventory`` makes sure there is at most one)."""
-    wanted = router_settings(router).vps_ipv6
     for host in inventory:
-        if not is_router(host) and vps_settings(host).vps_ipv6 == wanted:
+        if not is_router(host) and vps_settings(host).vps_ipv6 == router.vps_ipv6:
             return host
     return None
 

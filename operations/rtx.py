@@ -132,10 +132,14 @@ def _unsaved_elsewhere_message(outside: list[str], config_file: int) -> str:
 # tunnel: compare → commit → confirm (or roll back)
 
 
+def _failed_in_this_run(state: State, host_name: str) -> bool:
+    return state.inventory.get_host(host_name) in state.failed_hosts
+
+
 def _commit(
     state, host, plan: gate.Plan, checks: tuple[gate.Check, ...], vps_name: str | None
 ) -> bool:
-    if vps_name is not None and state.inventory.get_host(vps_name) in state.failed_hosts:
+    if vps_name is not None and _failed_in_this_run(state, vps_name):
         # Its ping could not confirm the change: better not to make it.
         host.log(
             f"{vps_name} failed earlier in this run: nothing was changed on the router",
@@ -257,9 +261,9 @@ _WHOLE_CONFIG = OwnedSection(tunnel_number=0, tunnel_lines=(), global_lines=())
 
 def _ping_from_vps(state: State, ping: TunnelPing) -> tuple[bool, str]:
     """Run ``ping`` on the VPS host (its own pyinfra connection): (replies came, what was seen)."""
-    vps = state.inventory.get_host(ping.vps)
-    if vps in state.failed_hosts:
+    if _failed_in_this_run(state, ping.vps):
         return False, f"{ping.vps} failed earlier in this run, so the tunnel was not checked"
+    vps = state.inventory.get_host(ping.vps)
     if not vps.connected:  # e.g. left out with --limit: this read-only check still needs it
         vps.connect(reason="to verify the tunnel", raise_exceptions=True)
     outcome = None

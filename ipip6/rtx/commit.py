@@ -354,14 +354,11 @@ def _verification_failed(
             Plan.make(saved, desired),
             reason + " (the unsaved owned lines go back to the saved config's)",
         )
-    result = Result(ok=False)
-    result.add("error", reason)
-    result.add(
-        "error",
+    return _not_saved(
+        reason,
         "the router cannot show its saved config, so the unsaved change was left running: a "
         "`restart` of the router drops it",
     )
-    return result
 
 
 def _save(
@@ -430,11 +427,16 @@ def _save_interrupted(
 def _save_failed(router: Router, pending: PendingCommit | None, reason: str) -> Result:
     if pending is not None:
         return rollback(router, pending.plan, reason + "; not saved")
-    result = Result(ok=False)
-    result.add("error", reason)
-    result.add(
-        "error",
+    return _not_saved(
+        reason,
         "this run changed nothing on the router; the running config still differs from the "
         "saved one (unsaved)",
     )
+
+
+def _not_saved(reason: str, state: str) -> Result:
+    """A failure with nothing of this run's to roll back: why, and what the router is left in."""
+    result = Result(ok=False)
+    result.add("error", reason)
+    result.add("error", state)
     return result
