@@ -4,7 +4,9 @@ Two ends, two very different hosts:
 - the VPS, a Linux host over SSH: systemd-networkd units, sysctls, iptables rules;
 - the YAMAHA RTX router (`@rtx/...` hosts), a CLI that is no shell: the owned config lines.
 
-All hosts' data is validated before the first operation; one bad value stops the whole run.
+Every host's data was validated, and the two ends paired, before pyinfra connected to any host
+(ipip6/preflight.py); one bad value stops the whole run. Settings and peers come from that one
+model (ipip6/tunnels.py), never from raw host data.
 
 Confirm or roll back across both ends: the VPS end is deployed first (each change proven by a
 new SSH connection), every host meets at a barrier, then the router's change is applied without
@@ -12,23 +14,19 @@ saving, the VPS pings home through the tunnel, and only then does the router sav
 IPv4 goes into an unverified tunnel for seconds only, never while the VPS is being set up.
 """
 
-from pyinfra import host, inventory
+from pyinfra import host, inventory, state
 
-from ipip6.inventory_check import (
-    is_router,
-    router_settings,
-    validate_inventory,
-    vps_peer,
-    vps_settings,
-)
+from ipip6.tunnels import TunnelInventory, is_router
 from operations import ordering
 
-validate_inventory(inventory)
+tunnels = TunnelInventory.of(state)
 
 if not is_router(host):
     from operations import vps
 
-    settings = vps_settings(host)
+    settings = tunnels.vps_settings(host.name)
+    # Before any change: what the VPS already has that this data would break.
+    vps.checks(name="VPS: checks before any change", settings=settings)
     vps.packages(name="VPS: packages", settings=settings)
     vps.tunnel(name=f"VPS: tunnel {settings.tunnel_name}", settings=settings)
     vps.sysctls(name="VPS: sysctls", settings=settings)
@@ -41,8 +39,10 @@ ordering.barrier(name="VPS end deployed", reached="waited for the VPS end")
 if is_router(host):
     from operations import rtx
 
-    settings = router_settings(host)
-    vps_host = vps_peer(inventory, settings)
+    settings = tunnels.router_settings(host.name)
+    vps_name = tunnels.vps_of(host.name)
+    vps_host = inventory.get_host(vps_name) if vps_name else None
+    vps_tunnel = tunnels.vps_settings(vps_name).tunnel_name if vps_name else None
     # Applied without saving, read back, rolled back if anything fails (not even applied when
     # the VPS end failed).
     rtx.tunnel(
@@ -54,4 +54,5 @@ if is_router(host):
         name="Router: verify by traffic from the VPS, then save",
         settings=settings,
         verify_from=vps_host,
+        vps_tunnel_name=vps_tunnel,
     )

@@ -6,3 +6,9 @@ rtx_tunnel_number = 1
 # Before the router saves a change, the VPS pings this home address through the tunnel; no
 # reply rolls the change back. "auto": the router's own LAN address inside home_networks.
 # rtx_verify_ping = "192.168.100.1"
+
+# The VPS end of this router's tunnel is set up by hand or by another deploy, not in
+# inventory.py? Say so; the router then saves without a check by traffic.
+# rtx_vps_managed_elsewhere = True
+
+# Helper names here become data too: start them with "_" (e.g. _ADMIN_PW = os.environ[...]).

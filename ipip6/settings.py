@@ -6,7 +6,12 @@ router lines → operations. Everything is checked here, once; renderers and ope
 Two ends, two models: :class:`VpsSettings` for the Linux host reached over SSH, and
 :class:`RouterSettings` for the YAMAHA RTX reached through the ``@rtx`` connector. The keys that
 describe the tunnel itself (both addresses, the home networks, the MTU) are shared, so one
-``group_data/all.py`` can feed both ends.
+``group_data/all.py`` can feed both ends. :mod:`ipip6.tunnels` builds the whole inventory's model
+from these and checks the two ends against each other.
+
+Strict on purpose: no bool↔int↔str coercion (``True`` is not the port 1), an explicit prefix
+length on every network, no zone id, whitespace or control character in any value that reaches
+a file, a shell command or the router CLI.
 """
 
 from __future__ import annotations
@@ -18,76 +23,254 @@ from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
 from pydantic import (
-    AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
+    PlainSerializer,
+    PlainValidator,
     SecretStr,
+    StrictBool,
+    StrictInt,
     ValidationError,
     field_validator,
     model_validator,
 )
 
+from ipip6 import safe_text
 from ipip6.rtx.redact import is_secret_key
 
-# Linux: at most 15 bytes, no '/', no whitespace, not '.' or '..'. We are stricter still: these
-# names end up in file names, sysctl keys and shell commands, so only [A-Za-z0-9_-].
-_IFNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,14}")
-# A systemd .network file name netplan generates or a user picked: no path, no shell metachars.
-_NETWORK_FILE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,120}\.network")
+# --------------------------------------------------------------------------------------------
+# Values
 
 
-def _interface_name(value: str) -> str:
-    if not _IFNAME.fullmatch(value):
+def _text(value: Any, expected: str) -> str:
+    """A string with no whitespace or control character (else ValueError naming ``expected``)."""
+    if not isinstance(value, str):
+        raise ValueError(f"expected {expected} as a string, not {type(value).__name__}")
+    why = safe_text.problem(value)
+    if why is not None:
+        raise ValueError(f"expected {expected}; the value {why}")
+    return value
+
+
+# Refused as a tunnel end, with why (first match wins: the specific before the general).
+_IPV6_REFUSED = tuple(
+    (ipaddress.IPv6Network(net), why)
+    for net, why in (
+        ("::/128", "the unspecified address"),
+        ("::1/128", "the loopback address"),
+        ("::ffff:0:0/96", "an IPv4-mapped address"),
+        ("::/96", "an IPv4-compatible address (deprecated)"),
+        ("64:ff9b::/96", "in the NAT64 well-known prefix"),
+        ("64:ff9b:1::/48", "in the NAT64 local-use prefix"),
+        ("100::/64", "in the discard-only prefix"),
+        ("2001::/32", "a Teredo address"),
+        ("2001::/23", "an IETF protocol assignment (benchmarking, ORCHID), not a host"),
+        ("2002::/16", "a 6to4 address"),
+        ("fc00::/7", "a unique local address (fc00::/7), which the internet does not route"),
+        ("fe80::/10", "link-local"),
+        ("fec0::/10", "site-local (deprecated)"),
+        ("ff00::/8", "multicast"),
+    )
+)
+_GLOBAL_UNICAST = ipaddress.IPv6Network("2000::/3")
+
+
+def _tunnel_end(value: Any) -> ipaddress.IPv6Address:
+    if isinstance(value, ipaddress.IPv6Address):
+        address = value
+    else:
+        text = _text(value, "an IPv6 address, e.g. '2001:db8:1::1'")
+        if "%" in text:
+            raise ValueError("expected an IPv6 address without a zone id ('%…')")
+        if "/" in text:
+            raise ValueError("expected an IPv6 address, not a network (no '/')")
+        try:
+            address = ipaddress.IPv6Address(text)
+        except ValueError:
+            raise ValueError(
+                "not a valid IPv6 address: expected a global unicast IPv6 address, "
+                "e.g. '2001:db8:1::1'"
+            ) from None
+    if address.scope_id is not None:
+        raise ValueError("expected an IPv6 address without a zone id ('%…')")
+    for network, why in _IPV6_REFUSED:
+        if address in network:
+            raise ValueError(f"expected a global unicast IPv6 address, not {why}")
+    if address not in _GLOBAL_UNICAST:
+        raise ValueError(
+            "expected a global unicast IPv6 address (inside 2000::/3), "
+            "not unspecified, loopback, link-local or multicast"
+        )
+    return address
+
+
+# Never a home network (or part of one), with why. Documentation prefixes stay allowed (labs).
+_IPV4_REFUSED = tuple(
+    (ipaddress.IPv4Network(net), why)
+    for net, why in (
+        ("0.0.0.0/8", "'this network' (0.0.0.0/8)"),
+        ("127.0.0.0/8", "loopback (127.0.0.0/8)"),
+        ("169.254.0.0/16", "link-local (169.254.0.0/16, where clouds keep their metadata service)"),
+        ("100.64.0.0/10", "the ISPs' shared address space (100.64.0.0/10, carrier-grade NAT)"),
+        ("192.0.0.0/24", "IETF protocol assignments (192.0.0.0/24, e.g. DS-Lite's 192.0.0.0/29)"),
+        ("224.0.0.0/4", "multicast (224.0.0.0/4)"),
+        ("240.0.0.0/4", "reserved (240.0.0.0/4, with the broadcast address)"),
+    )
+)
+MIN_HOME_PREFIX = 8
+
+
+def _home_network(value: Any) -> ipaddress.IPv4Network:
+    example = "an IPv4 network with its prefix length, e.g. '192.168.100.0/24'"
+    if isinstance(value, ipaddress.IPv4Network):
+        network = value
+    else:
+        text = _text(value, example)
+        if "/" not in text:
+            raise ValueError(f"expected {example}: the prefix length is missing")
+        try:
+            network = ipaddress.IPv4Network(text)
+        except ValueError:
+            try:
+                loose = ipaddress.IPv4Network(text, strict=False)
+            except ValueError:
+                raise ValueError(f"not a valid IPv4 network: expected {example}") from None
+            raise ValueError(
+                f"not a valid IPv4 network: host bits are set (did you mean '{loose}'?)"
+            ) from None
+    for refused, why in _IPV4_REFUSED:
+        if network.subnet_of(refused):
+            raise ValueError(f"expected a private or global unicast network, not {why}")
+    if network.prefixlen < MIN_HOME_PREFIX:
+        raise ValueError(
+            f"{network} would route a large part of IPv4 into the tunnel: expected home "
+            f"networks of /{MIN_HOME_PREFIX} or longer"
+        )
+    for refused, why in _IPV4_REFUSED:
+        if network.overlaps(refused):
+            raise ValueError(f"expected a private or global unicast network, not {why}")
+    return network
+
+
+def _ipv4_host(value: Any) -> ipaddress.IPv4Address:
+    if isinstance(value, ipaddress.IPv4Address):
+        return value
+    text = _text(value, "an IPv4 address")
+    try:
+        return ipaddress.IPv4Address(text)
+    except ValueError:
+        raise ValueError("not a valid IPv4 address") from None
+
+
+# Linux: at most 15 bytes, no '/', no whitespace. Stricter still: these names end up in file
+# names, sysctl keys and shell commands, so only [A-Za-z0-9_-].
+_IFNAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,14}")
+# Words the kernel or sysctl give a meaning of their own.
+_RESERVED_IFNAMES = {
+    "lo": "the loopback interface",
+    "all": "a sysctl keyword (net.ipv4.conf.all applies to every interface)",
+    "default": "a sysctl keyword (net.ipv4.conf.default applies to new interfaces)",
+}
+# Fallback devices the kernel creates when a tunnel module loads.
+_FALLBACK_DEVICES = frozenset(
+    {"ip6tnl0", "tunl0", "sit0", "gre0", "gretap0", "erspan0", "ip_vti0", "ip6_vti0", "ip6gre0"}
+)
+
+
+def _interface_name(value: Any) -> str:
+    text = _text(value, "an interface name")
+    if not _IFNAME.fullmatch(text):
         raise ValueError(
             "expected an interface name of 1-15 characters from A-Z a-z 0-9 _ - "
             "(starting with a letter or digit)"
         )
-    return value
-
-
-def _tunnel_name(value: str) -> str:
-    _interface_name(value)
-    if value == "ip6tnl0":
+    if text in _RESERVED_IFNAMES:
+        raise ValueError(f"{text!r} is {_RESERVED_IFNAMES[text]}: choose another name")
+    if text in _FALLBACK_DEVICES:
         raise ValueError(
-            "'ip6tnl0' is the fallback device the kernel creates when the ip6_tunnel module "
-            "loads; choose another name"
+            f"{text!r} is a fallback device the kernel creates when a tunnel module loads "
+            "(ip6tnl0 for ip6_tunnel): choose another name"
         )
-    return value
+    return text
 
 
-def _ipv6_unicast(value: ipaddress.IPv6Address) -> ipaddress.IPv6Address:
-    if value.is_unspecified or value.is_multicast or value.is_loopback or value.is_link_local:
+# A systemd .network file name netplan generates or a user picked: no path, no shell metachars.
+_NETWORK_FILE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@-]{0,120}\.network")
+
+
+def _network_file(value: Any) -> str:
+    text = _text(value, "a .network file name")
+    if not _NETWORK_FILE.fullmatch(text) or ".." in text:
+        raise ValueError("expected a file name like '10-netplan-ens3.network' (no path)")
+    return text
+
+
+def _list_of(what: str):
+    """A list (or tuple) as is; one string or anything else refused with a clear message."""
+
+    def check(value: Any) -> Any:
+        if isinstance(value, tuple):
+            return list(value)
+        if not isinstance(value, list):
+            raise ValueError(f"expected a list of {what}")
+        return value
+
+    return BeforeValidator(check)
+
+
+def _printable_password(value: Any) -> SecretStr:
+    # It is typed at the router's `Password:` prompt: a CR or LF inside would end it early and
+    # send the rest as a command line. The message never repeats the value.
+    secret = value.get_secret_value() if isinstance(value, SecretStr) else value
+    if not isinstance(secret, str):
+        raise ValueError("expected a string")
+    if not secret or not all("!" <= ch <= "~" for ch in secret):
         raise ValueError(
-            "expected a global (or unique local) unicast IPv6 address, "
-            "not unspecified, loopback, link-local or multicast"
+            "expected a non-empty password of printable ASCII characters without spaces "
+            "or control characters"
         )
-    if value.ipv4_mapped is not None:
-        raise ValueError("expected an IPv6 address, not an IPv4-mapped one")
-    return value
+    return SecretStr(secret)
 
 
-InterfaceName = Annotated[str, AfterValidator(_interface_name)]
-TunnelName = Annotated[str, AfterValidator(_tunnel_name)]
-IPv6Unicast = Annotated[ipaddress.IPv6Address, AfterValidator(_ipv6_unicast)]
+_as_text = PlainSerializer(str, return_type=str)
+TunnelEnd = Annotated[ipaddress.IPv6Address, PlainValidator(_tunnel_end), _as_text]
+HomeNetwork = Annotated[ipaddress.IPv4Network, PlainValidator(_home_network), _as_text]
+IPv4Host = Annotated[ipaddress.IPv4Address, PlainValidator(_ipv4_host), _as_text]
+InterfaceName = Annotated[str, PlainValidator(_interface_name)]
+NetworkFile = Annotated[str, PlainValidator(_network_file)]
+Port = Annotated[StrictInt, Field(ge=1, le=65535)]
+Password = Annotated[SecretStr, PlainValidator(_printable_password)]
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="ignore", frozen=True, strict=False, str_strip_whitespace=False)
+# --------------------------------------------------------------------------------------------
+# Models
 
 
-class TunnelSite(_Strict):
+class _Settings(BaseModel):
+    # Strict: no coercion between bool, int and str. Unknown keys are reported by _load, which
+    # knows which end and which data source they come from.
+    model_config = ConfigDict(extra="ignore", frozen=True, strict=True)
+
+
+class TunnelSite(_Settings):
     """What both ends agree on: the tunnel's two addresses and what travels through it."""
 
-    vps_ipv6: IPv6Unicast = Field(description="The VPS's IPv6 address: the tunnel's VPS end.")
-    router_ipv6: IPv6Unicast = Field(
-        description="The router's WAN IPv6 address (IPoE): the tunnel's home end."
+    vps_ipv6: TunnelEnd = Field(
+        description="The VPS's IPv6 address: the tunnel's VPS end (global unicast)."
     )
-    home_networks: list[ipaddress.IPv4Network] = Field(
+    router_ipv6: TunnelEnd = Field(
+        description="The router's WAN IPv6 address (IPoE): the tunnel's home end (global unicast)."
+    )
+    home_networks: Annotated[list[HomeNetwork], _list_of("IPv4 networks")] = Field(
         min_length=1,
-        description="IPv4 networks behind the router, routed into the tunnel on the VPS.",
+        description=(
+            "IPv4 networks behind the router, routed into the tunnel on the VPS: a list of "
+            "networks with their prefix length (/8 or longer, no host bits, no overlap)."
+        ),
     )
-    tunnel_mtu: int = Field(
+    tunnel_mtu: StrictInt = Field(
         default=1460,
         ge=1280,
         le=1500,
@@ -96,9 +279,7 @@ class TunnelSite(_Strict):
 
     @field_validator("home_networks", mode="before")
     @classmethod
-    def _networks_not_hosts(cls, value: Any) -> Any:
-        # ipaddress would accept "192.0.2.1/24" only with strict=False; a host address where a
-        # network belongs is a typo worth reporting, so keep strict parsing and a clear message.
+    def _networks_not_one_string(cls, value: Any) -> Any:
         if isinstance(value, str):
             raise ValueError("expected a list of IPv4 networks, e.g. ['192.168.100.0/24']")
         return value
@@ -110,10 +291,6 @@ class TunnelSite(_Strict):
             for other in value[i + 1 :]:
                 if net.overlaps(other):
                     raise ValueError(f"home networks {net} and {other} overlap")
-            if net.prefixlen == 0:
-                raise ValueError(
-                    f"{net} would route all of IPv4 into the tunnel; list the home networks"
-                )
         return value
 
     @model_validator(mode="after")
@@ -128,11 +305,20 @@ class TunnelSite(_Strict):
 class VpsSettings(TunnelSite):
     """The Linux end: systemd-networkd ip6tnl, sysctls, iptables."""
 
-    tunnel_name: TunnelName = Field(
-        default="tun-home", description="Name of the ip6tnl interface on the VPS."
+    tunnel_name: InterfaceName = Field(
+        default="tun-home",
+        description=(
+            "Name of the ip6tnl interface on the VPS: 1-15 of A-Z a-z 0-9 _ -, not lo, all, "
+            "default or a kernel fallback device (ip6tnl0, sit0…), not an interface the VPS "
+            "already has that this deploy did not create."
+        ),
     )
     uplink_interface: InterfaceName = Field(
-        default="ens3", description="The VPS's uplink (carries the tunnel and the NATed IPv4)."
+        default="ens3",
+        description=(
+            "The VPS's uplink (carries the tunnel and the NATed IPv4): an interface that "
+            "exists on the VPS."
+        ),
     )
     tunnel_attach: Literal["independent", "netplan-dropin"] = Field(
         default="independent",
@@ -141,25 +327,30 @@ class VpsSettings(TunnelSite):
             "untouched) or 'netplan-dropin' (Tunnel= in a drop-in on netplan's .network file)."
         ),
     )
-    uplink_network_file: str | None = Field(
+    uplink_network_file: NetworkFile | None = Field(
         default=None,
         description=(
             "With tunnel_attach=netplan-dropin: the uplink's .network file name "
             "(default 10-netplan-UPLINK.network; `networkctl status UPLINK` shows it)."
         ),
     )
-    nat: Literal["auto"] | bool = Field(
+    nat: Literal["auto"] | StrictBool = Field(
         default="auto",
         description="MASQUERADE home networks on the uplink: 'auto' = when they are private.",
     )
-    mss_clamp: bool = Field(default=True, description="Clamp TCP MSS to the path MTU.")
-    ssh_port_allowed: int = Field(
-        default=22, ge=1, le=65535, description="TCP port sshd listens on (opened in INPUT)."
+    mss_clamp: StrictBool = Field(default=True, description="Clamp TCP MSS to the path MTU.")
+    ssh_port_allowed: Port = Field(
+        default=22,
+        description=(
+            "TCP port sshd listens on, opened in INPUT. Default: the ssh_port pyinfra connects "
+            "on (22). Set it when a port forward maps another port to sshd's; before any "
+            "change the deploy checks that the port its own connection arrived on stays open."
+        ),
     )
-    firewall_allow_tcp: list[Annotated[int, Field(ge=1, le=65535)]] = Field(
+    firewall_allow_tcp: Annotated[list[Port], _list_of("TCP ports")] = Field(
         default_factory=list, description="More TCP ports to open on the VPS, e.g. [80, 443]."
     )
-    conntrack_max: int = Field(
+    conntrack_max: StrictInt = Field(
         default=65536, ge=1024, le=16_777_216, description="net.netfilter.nf_conntrack_max."
     )
     tunnel_rp_filter: Literal["unchanged", "strict", "loose"] = Field(
@@ -169,7 +360,7 @@ class VpsSettings(TunnelSite):
             "pointing at the tunnel, strict already passes. 'loose' only for asymmetric routing."
         ),
     )
-    rollback_after_seconds: int = Field(
+    rollback_after_seconds: StrictInt = Field(
         default=90,
         ge=15,
         le=900,
@@ -178,17 +369,10 @@ class VpsSettings(TunnelSite):
             "connection proves the VPS still reachable within this many seconds."
         ),
     )
-    replace_ufw: bool = Field(
+    replace_ufw: StrictBool = Field(
         default=False,
         description="Let the deploy remove ufw (iptables-persistent conflicts with it).",
     )
-
-    @field_validator("uplink_network_file")
-    @classmethod
-    def _network_file(cls, value: str | None) -> str | None:
-        if value is not None and not _NETWORK_FILE.fullmatch(value):
-            raise ValueError("expected a file name like '10-netplan-ens3.network' (no path)")
-        return value
 
     @model_validator(mode="after")
     def _names_differ(self) -> VpsSettings:
@@ -209,30 +393,36 @@ class VpsSettings(TunnelSite):
             return any(net.is_private for net in self.home_networks)
         return bool(self.nat)
 
+    @property
+    def open_tcp_ports(self) -> frozenset[int]:
+        """Every TCP port the firewall opens in INPUT."""
+        return frozenset({self.ssh_port_allowed, *self.firewall_allow_tcp})
+
+
+def _verify_ping(value: Any) -> Literal["auto", False] | ipaddress.IPv4Address:
+    # One clear message instead of one per member of a union (and true, an int to a lax
+    # parser, must not become the address 0.0.0.1).
+    if value == "auto" and isinstance(value, str):
+        return "auto"
+    if value is False:
+        return False
+    try:
+        return _ipv4_host(value)
+    except ValueError:
+        raise ValueError("expected 'auto', false or an IPv4 address inside home_networks") from None
+
 
 class RouterSettings(TunnelSite):
     """The home end: the owned lines of a YAMAHA RTX config."""
 
-    rtx_admin_password: SecretStr = Field(description="The router's administrator password.")
-
-    @field_validator("rtx_admin_password")
-    @classmethod
-    def _typable_password(cls, value: SecretStr) -> SecretStr:
-        # It is typed at the router's `Password:` prompt: a CR or LF inside would end it early
-        # and send the rest as a command line.
-        secret = value.get_secret_value()
-        if not secret or not all("!" <= ch <= "~" for ch in secret):
-            raise ValueError(
-                "expected a non-empty password of printable ASCII characters without spaces "
-                "or control characters"
-            )
-        return value
-
-    rtx_tunnel_number: int = Field(default=1, ge=1, le=3000, description="tunnel select N.")
-    rtx_default_route: bool = Field(
+    rtx_admin_password: Password = Field(
+        description="The router's administrator password (printable ASCII, no spaces)."
+    )
+    rtx_tunnel_number: StrictInt = Field(default=1, ge=1, le=3000, description="tunnel select N.")
+    rtx_default_route: StrictBool = Field(
         default=True, description="Own `ip route default gateway tunnel N`."
     )
-    rtx_ipv6_filter_number: int | None = Field(
+    rtx_ipv6_filter_number: StrictInt | None = Field(
         default=None,
         ge=1,
         le=2147483647,
@@ -241,7 +431,9 @@ class RouterSettings(TunnelSite):
             "WAN secure filter (add N to your `ipv6 IF secure filter in` list yourself)."
         ),
     )
-    rtx_verify_ping: Literal["auto", False] | ipaddress.IPv4Address = Field(
+    rtx_verify_ping: Annotated[
+        Literal["auto", False] | ipaddress.IPv4Address, PlainValidator(_verify_ping)
+    ] = Field(
         default="auto",
         description=(
             "Before a router change is saved, the VPS pings this home address through the "
@@ -250,20 +442,15 @@ class RouterSettings(TunnelSite):
             "traffic."
         ),
     )
-
-    @field_validator("rtx_verify_ping", mode="before")
-    @classmethod
-    def _verify_ping_choice(cls, value: Any) -> Any:
-        # One clear message instead of one per member of the union (and true, an int to
-        # pydantic, must not become the address 0.0.0.1).
-        if value == "auto" or value is False or isinstance(value, ipaddress.IPv4Address):
-            return value
-        if isinstance(value, str):
-            try:
-                return ipaddress.IPv4Address(value)
-            except ValueError:
-                pass
-        raise ValueError("expected 'auto', false or an IPv4 address inside home_networks")
+    rtx_vps_managed_elsewhere: StrictBool = Field(
+        default=False,
+        description=(
+            "True when the VPS end of this router's tunnel is not in this inventory (set up "
+            "by hand or by another deploy). Without it a router with no VPS host of the same "
+            "vps_ipv6 is an error; with it the router's change is saved without a check by "
+            "traffic."
+        ),
+    )
 
     @model_validator(mode="after")
     def _verify_ping_at_home(self) -> RouterSettings:
@@ -286,20 +473,68 @@ class RouterSettings(TunnelSite):
         return self
 
 
+# --------------------------------------------------------------------------------------------
+# Keys and loading
+
+End = Literal["vps", "router"]
+END_NAMES = {"vps": "the VPS end (hosts reached over SSH)", "router": "the router end (@rtx hosts)"}
+
 # pyinfra's own keys: connector settings (ssh_*, winrm_*, ...) and global arguments (_sudo, ...).
 _PYINFRA_PREFIXES = ("ssh_", "_", "docker_", "local_", "chroot_", "winrm_", "terraform_", "fake_")
 # Keys of the @rtx connector that are not tunnel settings.
 RTX_CONNECTOR_KEYS = frozenset(
     {"rtx_known_hosts_file", "rtx_trust_new_host_key", "rtx_timeout", "rtx_legacy_ssh"}
 )
+# pyinfra keys whose values are no secret: shown in errors and in --debug's group data dump.
+_PYINFRA_HARMLESS = frozenset(
+    {
+        "ssh_hostname",
+        "ssh_port",
+        "ssh_user",
+        "ssh_key",
+        "ssh_known_hosts_file",
+        "ssh_strict_host_key_checking",
+        "ssh_config_file",
+        "ssh_allow_agent",
+        "ssh_look_for_keys",
+        "ssh_connect_retries",
+        "ssh_connect_retry_min_delay",
+        "ssh_connect_retry_max_delay",
+        "ssh_forward_agent",
+        "ssh_paramiko_connect_kwargs",
+        "_sudo",
+        "_sudo_user",
+        "_use_sudo_login",
+        "_preserve_sudo_env",
+        "_su_user",
+        "_doas",
+        "_doas_user",
+        "_shell_executable",
+        "_timeout",
+    }
+)
+
+
+def end_keys(end: End) -> frozenset[str]:
+    """The data keys one end of the tunnel reads."""
+    if end == "vps":
+        return frozenset(VpsSettings.model_fields)
+    return frozenset(RouterSettings.model_fields) | RTX_CONNECTOR_KEYS
 
 
 def known_keys() -> frozenset[str]:
-    return (
-        frozenset(VpsSettings.model_fields)
-        | frozenset(RouterSettings.model_fields)
-        | RTX_CONNECTOR_KEYS
-    )
+    return end_keys("vps") | end_keys("router")
+
+
+def is_pyinfra_key(key: str) -> bool:
+    return key.startswith(_PYINFRA_PREFIXES)
+
+
+def harmless_keys() -> frozenset[str]:
+    """Keys whose values may be printed: this deploy's settings that are no secret, and
+    pyinfra's connection keys that hold no password."""
+    ours = {key for key in known_keys() if not is_secret_key(key)}
+    return frozenset(ours) | _PYINFRA_HARMLESS
 
 
 class SettingsError(ValueError):
@@ -312,69 +547,101 @@ class SettingsError(ValueError):
         super().__init__(f"invalid data for host {host}:\n{lines}")
 
 
-def _describe(value: Any, secret: bool) -> str:
-    if secret:
+def describe(key: str, value: Any) -> str:
+    """A value as an error message may show it: ``<hidden>`` unless ``key`` is known harmless."""
+    if key not in harmless_keys():
         return "<hidden>"
     text = repr(value)
     return text if len(text) <= 80 else text[:77] + "..."
 
 
-def _unknown_keys(host: str, data: Mapping[str, Any]) -> list[str]:
-    known = known_keys()
+def _key_problems(end: End, data: Mapping[str, Any], shared: frozenset[str]) -> list[str]:
+    own, other_end = end_keys(end), ("router" if end == "vps" else "vps")
+    other = end_keys(other_end) - own
     problems = []
     for key in sorted(data):
-        if key in known or key.startswith(_PYINFRA_PREFIXES):
+        if key in own or is_pyinfra_key(key):
             continue
-        # Names of group_data modules' imports are dropped by pyinfra; anything left is ours.
-        hint = difflib.get_close_matches(key, known, n=1)
+        if key in other:
+            if key in shared:  # group_data/all.py or --data: read by both ends on purpose
+                continue
+            problems.append(
+                f"{key} (value {describe(key, data[key])}): a setting of "
+                f"{END_NAMES[other_end]}, not of {END_NAMES[end]}: set it in that end's host "
+                "or group data, or in group_data/all.py (shared by both ends)"
+            )
+            continue
+        hint = difflib.get_close_matches(key, own, n=1) or difflib.get_close_matches(
+            key, other, n=1
+        )
         expected = f"did you mean {hint[0]!r}?" if hint else "not a setting of this deploy"
-        # A mistyped password key still holds the password: never show its value.
-        secret = is_secret_key(key) or any(is_secret_key(h) for h in hint)
-        problems.append(f"{key}: unknown key (value {_describe(data[key], secret)}): {expected}")
+        if key.isupper():  # ADMIN_PW = "..." in a group_data file is data to pyinfra
+            expected += " (a helper name in a group_data file: start it with '_' or `del` it)"
+        # Its value is never shown: an unknown key may well hold a password.
+        problems.append(f"{key}: unknown key (value <hidden>): {expected}")
     return problems
 
 
-def _load(model: type[_Strict], host: str, data: Mapping[str, Any], complete: bool) -> Any:
-    problems = _unknown_keys(host, data)
+def _load(
+    model: type[_Settings],
+    end: End,
+    host: str,
+    data: Mapping[str, Any],
+    *,
+    complete: bool,
+    shared: frozenset[str],
+) -> Any:
+    problems = _key_problems(end, data, shared)
     fields = {k: v for k, v in data.items() if k in model.model_fields}
+    if model is VpsSettings and "ssh_port_allowed" not in fields:
+        port = data.get("ssh_port")
+        # The port pyinfra connects on is the one to keep open (a port forward is the
+        # exception: set ssh_port_allowed, and the check after connecting has the last word).
+        if isinstance(port, int) and not isinstance(port, bool) and 1 <= port <= 65535:
+            fields["ssh_port_allowed"] = port
+    settings = None
     try:
         settings = model.model_validate(fields)
     except ValidationError as exc:
         for err in exc.errors(include_url=False):
             key = ".".join(str(p) for p in err["loc"])
             top = str(err["loc"][0]) if err["loc"] else ""
-            secret = is_secret_key(top)
             if err["type"] == "missing":
                 if not complete:  # checking what is there, e.g. for `pyinfra @rtx/… exec`
                     continue
                 problems.append(f"{key}: missing: {model.model_fields[top].description}")
                 continue
-            value = err.get("input") if err["loc"] else None
             msg = err["msg"].removeprefix("Value error, ")
             if not err["loc"]:  # a check across keys: its message names them and their values
                 problems.append(msg)
                 continue
-            problems.append(f"{key} (value {_describe(value, secret)}): {msg}")
-        settings = None
+            problems.append(f"{key} (value {describe(top, err.get('input'))}): {msg}")
     if problems:
         raise SettingsError(host, problems)
     return settings
 
 
-def load_vps_settings(host: str, data: Mapping[str, Any]) -> VpsSettings:
-    """Validate one VPS host's merged data. Raises :class:`SettingsError` listing every problem."""
-    return _load(VpsSettings, host, data, complete=True)
+def load_vps_settings(
+    host: str,
+    data: Mapping[str, Any],
+    *,
+    shared: frozenset[str] = frozenset(),
+    complete: bool = True,
+) -> VpsSettings:
+    """Validate one VPS host's merged data. Raises :class:`SettingsError` listing every problem.
+
+    ``shared``: keys set only where both ends read them (``group_data/all.py``, ``--data``):
+    a router key there is no mistake. With ``complete=False`` missing keys are no error (and
+    the result is None when some are missing)."""
+    return _load(VpsSettings, "vps", host, data, complete=complete, shared=shared)
 
 
-def load_router_settings(host: str, data: Mapping[str, Any]) -> RouterSettings:
+def load_router_settings(
+    host: str,
+    data: Mapping[str, Any],
+    *,
+    shared: frozenset[str] = frozenset(),
+    complete: bool = True,
+) -> RouterSettings:
     """Validate one router host's merged data. Raises :class:`SettingsError`."""
-    return _load(RouterSettings, host, data, complete=True)
-
-
-def check_present_keys(
-    host: str, data: Mapping[str, Any], *, router: bool
-) -> VpsSettings | RouterSettings | None:
-    """Check only the keys present in ``data``, no "missing" errors: before pyinfra connects,
-    where ``pyinfra @rtx/… exec -- show config`` has no tunnel data at all. Raises
-    :class:`SettingsError`; returns the settings when the data happens to be complete."""
-    return _load(RouterSettings if router else VpsSettings, host, data, complete=False)
+    return _load(RouterSettings, "router", host, data, complete=complete, shared=shared)

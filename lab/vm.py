@@ -500,6 +500,9 @@ class LabVM:
             "ssh_allow_agent": False,
             "ssh_look_for_keys": False,
             "ssh_forward_agent": False,
+            # sshd listens on 22 behind QEMU's port forward from ssh_port: the port the firewall
+            # must keep open is 22, as on a VPS reached through a provider's port forward.
+            "ssh_port_allowed": 22,
         }
 
     def write_pyinfra_inventory(

@@ -41,7 +41,7 @@ from ipip6.rtx.config import (
     redact_line,
 )
 from ipip6.rtx.facts import RunningConfig, SavedConfig
-from ipip6.settings import RouterSettings, load_vps_settings
+from ipip6.settings import RouterSettings
 from ipip6.tunnel_ping import PING_ATTEMPTS, PING_PAUSE, TunnelPing, choose_address, parse_ping
 
 _LEVELS = {"info": logger.info, "warning": logger.warning, "error": logger.error}
@@ -180,10 +180,10 @@ def tunnel(
 
     .. code:: python
 
-        from ipip6.settings import load_router_settings
+        from ipip6.tunnels import TunnelInventory
         from operations import rtx
 
-        settings = load_router_settings(host.name, host.data.dict())
+        settings = TunnelInventory.of(state).router_settings(host.name)
         rtx.tunnel(name="Tunnel to the VPS", settings=settings)
         rtx.save(name="Save the router config", settings=settings)
     """
@@ -283,17 +283,18 @@ def _ping_from_vps(state: State, ping: TunnelPing) -> tuple[bool, str]:
 
 
 def _tunnel_ping(
-    settings: RouterSettings, running: RouterConfig, vps: Host | None
+    settings: RouterSettings, running: RouterConfig, vps: Host | None, tunnel_name: str | None
 ) -> TunnelPing | None:
     """The check by traffic to make before saving, or None (with a warning saying why)."""
     if settings.rtx_verify_ping is False:
         return None
-    if vps is None:
-        host.log(
-            f"no VPS host with vps_ipv6 {settings.vps_ipv6} in the inventory: saving without a "
-            "check by traffic",
-            logger.warning,
+    if vps is None or tunnel_name is None:
+        why = (
+            "rtx_vps_managed_elsewhere: the VPS is not in this inventory"
+            if settings.rtx_vps_managed_elsewhere
+            else f"no VPS host with vps_ipv6 {settings.vps_ipv6} was given"
         )
+        host.log(f"{why}: saving without a check by traffic", logger.warning)
         return None
     address = choose_address(settings.rtx_verify_ping, running, settings.home_networks)
     if address is None:
@@ -304,13 +305,14 @@ def _tunnel_ping(
             logger.warning,
         )
         return None
-    tunnel_name = load_vps_settings(vps.name, vps.data.dict()).tunnel_name
     return TunnelPing(vps=vps.name, tunnel_name=tunnel_name, address=address)
 
 
 @operation(is_idempotent=True)
 def save(
-    settings: RouterSettings | None = None, verify_from: Host | None = None
+    settings: RouterSettings | None = None,
+    verify_from: Host | None = None,
+    vps_tunnel_name: str | None = None,
 ) -> Generator[FunctionCommand, None, None]:
     """
     Write the running config to flash (``save``) when the saved config differs from it, then
@@ -325,6 +327,8 @@ def save(
       ``home_networks``) through its tunnel, three tries; without a reply nothing is saved and
       the owned lines go back to what they were before the run (or, for an unsaved change an
       earlier run left, to the saved config's). Call it after the VPS's operations.
+    + vps_tunnel_name: the name of the VPS's ip6tnl (the ping goes out of it only), from the
+      VPS's settings.
 
     The saved config is ``show config N``, N the file the router booted from (``show
     environment``). If the router cannot show it, ``save`` runs only after :func:`tunnel`
@@ -339,7 +343,11 @@ def save(
 
         rtx.tunnel(settings=settings)
         # ... the VPS's operations ...
-        rtx.save(settings=settings, verify_from=inventory.get_host("vps.example.net"))
+        rtx.save(
+            settings=settings,
+            verify_from=inventory.get_host("vps.example.net"),
+            vps_tunnel_name="tun-home",
+        )
     """
     running = host.get_fact(RunningConfig)
     if running is None:
@@ -352,7 +360,7 @@ def save(
     def verification() -> TunnelPing | None:
         if settings is None:
             return None
-        ping = _tunnel_ping(settings, running, verify_from)
+        ping = _tunnel_ping(settings, running, verify_from, vps_tunnel_name)
         if ping is not None and host.state.config.DIFF:
             host.log(f"Before saving: {ping.describe()}", logger.info)
         return ping

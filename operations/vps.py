@@ -29,9 +29,10 @@ from pyinfra.facts.files import FileContents
 from pyinfra.operations import apt
 from pyinfra.operations.util.files import generate_color_diff
 
-from ipip6.settings import VpsSettings
+from ipip6.settings import SettingsError, VpsSettings
 from ipip6.vps import render
-from ipip6.vps.facts import DebPackagesAndUfw, ManagedFiles
+from ipip6.vps.conflicts import conflicts
+from ipip6.vps.facts import DebPackagesAndUfw, ManagedFiles, VpsNetwork
 from ipip6.vps.guard import (
     Guard,
     firewall_restore_script,
@@ -151,6 +152,46 @@ def _guarded(guard: Guard, arm: list, apply: list, then: list[str] = ()) -> list
     ]
 
 
+@operation(is_idempotent=True)
+def checks(settings: VpsSettings):
+    """
+    Refuse data that is valid on paper but wrong for this VPS, before anything is changed.
+
+    + settings: the host's validated :class:`~ipip6.settings.VpsSettings`
+
+    One read-only command (run without sudo: it needs ``$SSH_CONNECTION``, which sudo drops)
+    looks at the interfaces, the IPv4 addresses and default gateways, the tunnels this project
+    created, and the port this SSH connection arrived on. Refused, with nothing changed: a
+    ``tunnel_name`` an interface already has that this deploy did not create (the deploy would
+    delete it), an ``uplink_interface`` that does not exist, a home network holding the VPS's
+    own address or gateway, a firewall that would close the port of this connection.
+
+    **Example:**
+
+    .. code:: python
+
+        vps.checks(settings=settings)  # first, before the operations that change things
+    """
+    network = host.get_fact(VpsNetwork, netdev_glob=render.OWNED_NETDEV_GLOB, _sudo=False)
+    problems = conflicts(settings, network)
+    if problems:
+        message = f"{SettingsError(host.name, problems)}\nNothing was changed."
+        if not host.state.is_executing:
+            # While pyinfra prepares (change detection, --dry): stops the run before any host
+            # runs anything.
+            raise OperationError(message)
+        # With -y pyinfra prepares as it executes: fail this host only, at its first operation
+        # (a router paired with it then changes nothing either).
+        yield FunctionCommand(_refuse, (message,), {})
+        return
+    host.noop("nothing on the VPS conflicts with the data")
+
+
+def _refuse(state: State, host: Host, message: str) -> bool:  # noqa: ARG001 - pyinfra's call
+    host.log(message, logger.error)
+    return False
+
+
 @operation()
 def packages(settings: VpsSettings):
     """
@@ -166,7 +207,7 @@ def packages(settings: VpsSettings):
 
     .. code:: python
 
-        vps.packages(settings=load_vps_settings(host.name, host.data.dict()))
+        vps.packages(settings=TunnelInventory.of(state).vps_settings(host.name))
     """
     state = host.get_fact(DebPackagesAndUfw, packages=list(REQUIRED_PACKAGES))
     missing = [name for name in REQUIRED_PACKAGES if not state["installed"].get(name)]

@@ -77,6 +77,8 @@ def router(name: str, sim: Simulator, **data) -> tuple[str, dict]:
         "vps_ipv6": VPS,
         "router_ipv6": ROUTER,
         "home_networks": ["192.168.100.0/24"],
+        # These inventories hold routers only: the VPS end is someone else's.
+        "rtx_vps_managed_elsewhere": True,
     }
     base.update(data)
     return f"@rtx/{name}", base

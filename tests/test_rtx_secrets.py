@@ -79,7 +79,9 @@ def write_project(tmp: Path, sims: dict[str, Simulator]) -> None:
         "".join(f"{key} = {value!r}\n" for key, value in TUNNEL.items())
         + f"ssh_key_password = {KEY_PASSPHRASE!r}\n"
     )
-    (group_data / "rtx.py").write_text(f"rtx_admin_password = {ADMIN!r}\n")
+    (group_data / "rtx.py").write_text(
+        f"rtx_admin_password = {ADMIN!r}\nrtx_vps_managed_elsewhere = True\n"
+    )
     (tmp / "deploy.py").write_text((REPO / "deploy.py").read_text())
 
 
@@ -136,7 +138,7 @@ def test_deploy_prints_no_secret(routers, tmp_path, flags):
     assert "save" in routers["good"].commands
     if "--debug" in flags or "--debug-all" in flags:
         # pyinfra does print the group data; with the values hidden.
-        assert "Adding data to group rtx: {'rtx_admin_password': '<hidden>'}" in text
+        assert "Adding data to group rtx: {'rtx_admin_password': '<hidden>'," in text
 
 
 def test_dry_run_diff_prints_no_secret(routers, tmp_path):
@@ -213,3 +215,48 @@ def test_redaction_rules():
     record.args = (f"passphrase {KEY_PASSPHRASE}", {"rtx_admin_password": ADMIN})
     assert redact.RedactingFilter().filter(record)
     assert record.getMessage() == "passphrase <hidden> and {'rtx_admin_password': '<hidden>'}"
+
+
+HELPER = "H3lper-const-8a1"  # a helper constant in group_data holding a password
+MISSPELT = "M1sspelt-pw-2b7"  # under a misspelt password key
+UNKNOWN = "Unkn0wn-key-4c9"  # under a key that means nothing to this deploy
+SHORT = "pw12"  # short: never scrubbed by value, only hidden by key
+
+
+def test_debug_shows_no_value_of_keys_not_known_harmless(routers, tmp_path):
+    """Helper constants, misspelt and unknown keys in group_data: refused before any host is
+    contacted, and neither the refusal nor --debug's group data dump shows their values."""
+    write_project(tmp_path, {"good": routers["good"]})
+    group_data = tmp_path / "group_data"
+    (group_data / "rtx.py").write_text(
+        f"ADMIN_PW = {HELPER!r}\n"
+        "rtx_admin_password = ADMIN_PW\n"
+        f"rtx_admin_pasword = {MISSPELT!r}\n"
+        f"router_pw = {UNKNOWN!r}\n"
+        f"home_pin = {SHORT!r}\n"
+        "rtx_vps_managed_elsewhere = True\n"
+    )
+    before = len(routers["good"].command_log)
+    code, text = run(tmp_path, "inventory.py", "deploy.py", "-y", "-vvv", "--debug")
+    assert code == 1
+    assert "invalid data for host @rtx/good:" in text
+    assert "ADMIN_PW: unknown key (value <hidden>)" in text
+    assert "rtx_admin_pasword: unknown key (value <hidden>): did you mean" in text
+    assert "Adding data to group rtx: {'ADMIN_PW': '<hidden>'" in text
+    assert "'rtx_vps_managed_elsewhere': True" in text  # harmless values still show
+    for secret in (*SECRETS, HELPER, MISSPELT, UNKNOWN, SHORT):
+        assert secret not in text
+    assert len(routers["good"].command_log) == before  # not contacted
+
+    # The same helper named with a leading underscore is no data of this deploy: it runs.
+    (group_data / "rtx.py").write_text(
+        f"_ADMIN_PW = {HELPER!r}\n"
+        "rtx_admin_password = _ADMIN_PW\n"
+        "rtx_vps_managed_elsewhere = True\n"
+    )
+    routers["good"].device.admin_password = HELPER
+    code, text = run(tmp_path, "inventory.py", "deploy.py", "-y", "-vvv", "--debug")
+    assert code == 0, text[-3000:]
+    assert "'_ADMIN_PW': '<hidden>'" in text
+    for secret in (*SECRETS, HELPER):
+        assert secret not in text

@@ -50,6 +50,7 @@ def deploy(tmp_path, sim: Simulator, ping: list[str], *args: str, vps=None, **ro
     }
     known = tmp_path / "known_hosts"
     known.write_text(host_key_line(sim))
+    router_data.setdefault("rtx_vps_managed_elsewhere", False)  # the VPS is right here
     name, data = router("home", sim, ssh_known_hosts_file=str(known), **router_data)
     inventory = write_inventory(tmp_path, {"vps": [(VPS_HOST, vps_data)], "rtx": [(name, data)]})
     return run_pyinfra(inventory, "-vv", *args, timeout=180)
@@ -131,7 +132,9 @@ def test_an_unsaved_change_left_by_an_earlier_run_is_verified_before_it_is_saved
     assert earlier.ok and sim.dirty and " ip tunnel mtu 1400" in sim.running_config_text
 
     # This run finds the lines as wanted (nothing to commit) but unsaved; the VPS is left out.
-    run = deploy(tmp_path, sim, NO_REPLY, "--limit", "@rtx/home", tunnel_mtu=1400)
+    run = deploy(
+        tmp_path, sim, NO_REPLY, "--limit", "@rtx/home", vps={"tunnel_mtu": 1400}, tunnel_mtu=1400
+    )
 
     assert not run.ok
     assert f"verification by traffic failed: {PING}: 0/3 replies" in run.output
@@ -158,7 +161,8 @@ def test_an_address_from_data_is_pinged(sims, tmp_path):
 
 def test_without_a_lan_address_at_home_it_warns_and_saves(sims, tmp_path):
     sim = sims("factory.txt")
-    run = deploy(tmp_path, sim, NO_REPLY, home_networks=["192.168.200.0/24"])
+    home = ["192.168.200.0/24"]
+    run = deploy(tmp_path, sim, NO_REPLY, vps={"home_networks": home}, home_networks=home)
     # the VPS keeps 192.168.100.0/24: only the router's data counts for its check
     assert run.ok, run
     assert "the router has no LAN address inside home_networks (192.168.200.0/24)" in run.output

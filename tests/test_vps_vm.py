@@ -132,6 +132,37 @@ def test_second_run_changes_nothing(vps):
     assert vps.snapshot() == before
 
 
+@pytest.mark.parametrize(
+    ("data", "named"),
+    [
+        (
+            {"tunnel_name": "lab-dummy"},
+            "tunnel_name (value 'lab-dummy'): the VPS already has an interface lab-dummy (dummy)",
+        ),
+        ({"uplink_interface": "ens9"}, "uplink_interface (value 'ens9'): no such interface"),
+        (
+            # QEMU's user network: the VM's own 10.0.2.15 and its gateway 10.0.2.2 (data only)
+            {"home_networks": ["198.51.100.0/24", "10.0.2.0/24"]},
+            "home_networks (value '10.0.2.0/24'): holds the VPS's own IPv4 address 10.0.2.15",
+        ),
+    ],
+)
+def test_data_that_conflicts_with_the_vps_changes_nothing(vps, data, named):
+    """Valid on paper, wrong for this host: found after connecting, before any change."""
+    vps.sh("ip link add lab-dummy type dummy")  # an interface this deploy did not create
+    try:
+        before = vps.snapshot()
+        run = vps.deploy("-vv", **data)
+        assert run.returncode != 0
+        assert "invalid data for host lab-vps:" in run.output
+        assert named in run.output
+        assert "Nothing was changed." in run.output
+        assert vps.snapshot() == before
+        assert "ip link del" not in run.output and "systemctl restart" not in run.output
+    finally:
+        vps.sh("ip link del lab-dummy")
+
+
 def test_changed_remote_and_mtu_reach_the_live_link(vps):
     preview = vps.deploy("--dry", "--diff", router_ipv6="2001:db8:1::3", tunnel_mtu=1400)
     assert "- Remote=2001:db8:1::2" in preview.output

@@ -5,12 +5,12 @@ Runs after test_vps_vm.py on the same VM (one VM per session); starts from a con
 
 from __future__ import annotations
 
-import subprocess
 import time
 
 import pytest
 
 from lab.pyinfra_cli import run_pyinfra, write_inventory
+from tests.tcp_gate import ConnectionGate
 from tests.test_vps_vm import DATA
 
 pytestmark = pytest.mark.vm
@@ -22,10 +22,20 @@ FILES = "/etc/iptables/rules.v4 /etc/iptables/rules.v6"
 def vps(lab_vm, tmp_path_factory):
     workdir = tmp_path_factory.mktemp("vps-safety")
 
-    def deploy(*args: str, user: str = "root", **data):
+    def deploy(*args: str, user: str = "root", gate: ConnectionGate | None = None, **data):
         host_data = {**lab_vm.pyinfra_host_data(user=user), **DATA, **data}
         if user != "root":
             host_data["_sudo"] = True
+        if gate is not None:  # the deploy connects through it: one connection, no second
+            host_data["ssh_port"] = gate.port
+            # The VM's host key, recorded for the gate's port.
+            known = workdir / "known_hosts_gate"
+            known.write_text(
+                lab_vm.known_hosts.read_text().replace(
+                    f"[127.0.0.1]:{lab_vm.ssh_port} ", f"[127.0.0.1]:{gate.port} "
+                )
+            )
+            host_data["ssh_known_hosts_file"] = str(known)
         inventory = write_inventory(workdir, {"vps": [("lab-vps", host_data)]})
         return run_pyinfra(inventory, *args)
 
@@ -41,58 +51,74 @@ def firewall_state(vm) -> str:
     ).stdout
 
 
-def wait_for_ssh(vm, seconds: float) -> float:
-    start = time.monotonic()
-    while True:
-        try:
-            vm.ssh("true", timeout=15)
-            return time.monotonic() - start
-        except (subprocess.SubprocessError, OSError):
-            if time.monotonic() - start > seconds:
-                raise
-            time.sleep(2)
+def guard_timer_state(vm) -> str:
+    return vm.ssh("systemctl is-active ipip6-guard-firewall.timer || true").stdout.strip()
 
 
-def test_rules_that_would_drop_ssh_are_rolled_back_at_once(vps, lab_vm):
+def test_rules_that_would_close_this_connections_port_change_nothing(vps, lab_vm):
+    """Checked before any change: sshd answers on 22 (behind the lab's port forward), so a
+    firewall opening only 2222 is refused with nothing sent, not applied and rolled back."""
     before = firewall_state(lab_vm)
-    # sshd listens on 22: the new rules would lock us out. The new connection is tried for
-    # half the rollback delay, then the deploy rolls back at once, before the timer would.
-    run = vps(ssh_port_allowed=2222, rollback_after_seconds=30)
+    run = vps("-vv", ssh_port_allowed=2222)
     assert run.returncode != 0
+    assert "invalid data for host lab-vps:" in run.output
+    assert "ssh_port_allowed (value 2222): this SSH connection arrived on port 22" in run.output
+    assert "Nothing was changed." in run.output
+    assert "iptables-restore" not in run.output and "ipip6-guard" not in run.output
+    assert firewall_state(lab_vm) == before
+    # The same port opened as an extra one keeps this connection: accepted.
+    assert vps("--dry", ssh_port_allowed=2222, firewall_allow_tcp=[22]).returncode == 0
+
+
+def test_no_new_connection_after_a_change_rolls_it_back_at_once(vps, lab_vm):
+    """A change after which no new SSH connection gets through (here: a gate in front of the
+    VM that lets the deploy's own connection through and no other). The new connection is
+    tried for half the rollback delay, then the deploy rolls back at once, before the timer."""
+    before = firewall_state(lab_vm)
+    gate = ConnectionGate(lab_vm.ssh_port, allow=1)
+    try:
+        run = vps(gate=gate, firewall_allow_tcp=[8081], rollback_after_seconds=30)
+    finally:
+        gate.close()
+    assert run.returncode != 0
+    assert gate.refused >= 1
     assert "no new SSH connection could be opened after the firewall change" in run.output
     assert "rolled back to the previous state" in run.output
     assert "Traceback" not in run.output
-    lab_vm.ssh("true")  # a new connection works again
     assert firewall_state(lab_vm) == before  # files, no leftovers, live rules
-    assert lab_vm.ssh("systemctl is-active ipip6-guard-firewall.timer || true").stdout.strip() in (
-        "inactive",
-        "failed",
-        "unknown",
-    )
+    assert guard_timer_state(lab_vm) in ("inactive", "failed", "unknown")
     rerun = vps()
     assert rerun.returncode == 0, rerun.output
     assert rerun.changed() == []
 
 
 def test_connection_cut_mid_change_the_timer_restores(vps, lab_vm):
-    """The deploy's own connection dies while the bad rules are live: nobody is left to roll
-    back but the timer on the VPS."""
+    """The deploy's own connection dies while the unproven rules are live: nobody is left to
+    roll back but the timer on the VPS."""
     before = firewall_state(lab_vm)
+    since = lab_vm.ssh("date +%s").stdout.strip()
     # Inside the VM: as soon as the guard is armed, kill the deploy's SSH session (user ubuntu).
     lab_vm.ssh(
         "nohup sh -c 'for i in $(seq 600); do "
         "systemctl is-active --quiet ipip6-guard-firewall.timer && break; sleep 0.1; done; "
         'sleep 1; pkill -KILL -f "sshd: ubuntu"\' >/dev/null 2>&1 &'
     )
-    started = time.monotonic()
-    run = vps(user="ubuntu", ssh_port_allowed=2222, rollback_after_seconds=20)
+    gate = ConnectionGate(lab_vm.ssh_port, allow=1)  # and no proof can get through
+    try:
+        run = vps(user="ubuntu", gate=gate, firewall_allow_tcp=[8081], rollback_after_seconds=20)
+    finally:
+        gate.close()
     assert run.returncode != 0  # pyinfra itself may stop on the lost connection
-    # The unproven rules block new connections until the timer fires (20 s after arming).
-    waited = time.monotonic() - started + wait_for_ssh(lab_vm, 90)
-    assert waited < 90
-    assert firewall_state(lab_vm) == before
-    journal = lab_vm.ssh("journalctl -t pyinfra-ipip6 --no-pager -o cat").stdout
+    assert "--dport 8081" not in lab_vm.ssh("cat /etc/iptables/rules.v4").stdout  # not persisted
+    deadline = time.monotonic() + 60
+    journal = ""
+    while "firewall change not confirmed" not in journal and time.monotonic() < deadline:
+        time.sleep(2)
+        journal = lab_vm.ssh(
+            f"journalctl -t pyinfra-ipip6 --no-pager -o cat --since @{since}"
+        ).stdout
     assert "firewall change not confirmed: previous rules restored" in journal
+    assert firewall_state(lab_vm) == before
     rerun = vps()
     assert rerun.returncode == 0, rerun.output
     assert rerun.changed() == []

@@ -26,6 +26,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from ipip6 import safe_text
+
 if TYPE_CHECKING:
     from ipip6.settings import RouterSettings
 
@@ -307,6 +309,9 @@ def desired_lines(settings: RouterSettings) -> OwnedSection:
         )
     if settings.rtx_default_route:
         globals_.append(f"ip route default gateway tunnel {n}")
+    # Second line of defence behind validation: no value may add a command line.
+    for line in (*tunnel, *globals_):
+        safe_text.single_line(line, "router config line")
     return OwnedSection(tunnel_number=n, tunnel_lines=tunnel, global_lines=tuple(globals_))
 
 

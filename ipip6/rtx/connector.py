@@ -63,6 +63,7 @@ from pyinfra.connectors.base import BaseConnector, DataMeta
 from pyinfra.connectors.util import CommandOutput, OutputLine
 from typing_extensions import TypedDict, Unpack, override
 
+from ipip6 import preflight
 from ipip6.rtx import redact
 from ipip6.rtx.facts import config_file_number
 from ipip6.rtx.session import (
@@ -86,9 +87,12 @@ PTY_WIDTH = 200  # wide, like the console width the session sets
 PTY_HEIGHT = 1000
 _KNOWN_HOSTS_LOCK = threading.Lock()
 
-# pyinfra loads every connector entry point when it builds the inventory, before it logs the
-# group data with --debug: the earliest point this package can hide the passwords in it.
+# pyinfra loads every connector entry point when it builds the inventory, from any directory
+# and for every command, before it logs the group data with --debug and before it connects:
+# the earliest point this package can hide the passwords in that log, and check every host's
+# data before any host is contacted (ipip6/preflight.py).
 redact.install_log_filter()
+preflight.install_on_current_state()
 
 
 class ConnectorData(TypedDict, total=False):

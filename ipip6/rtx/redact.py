@@ -117,16 +117,33 @@ def redact(value: Any, depth: int = 0) -> Any:
     return value
 
 
+# pyinfra_cli.inventory's --debug dump of each group_data file's variables.
+_GROUP_DATA_DUMP = "Adding data to group %s: %r"
+
+
+def redact_data(data: Mapping[str, Any]) -> dict[str, Any]:
+    """A host's or group's data as it may be printed: every value hidden except those of keys
+    known to be harmless (helper constants and misspelt keys can hold passwords too)."""
+    from ipip6.settings import harmless_keys  # settings imports this module
+
+    harmless = harmless_keys()
+    return {k: redact(v) if k in harmless else HIDDEN for k, v in data.items()}
+
+
 class RedactingFilter(logging.Filter):
-    """Rewrites a record's message and arguments with :func:`redact` before any handler sees it.
-    Never drops a record."""
+    """Rewrites a record's message and arguments with :func:`redact` before any handler sees it
+    (the group data dump with :func:`redact_data`). Never drops a record."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         try:
             if isinstance(record.msg, str):
                 record.msg = scrub(record.msg)
-            if record.args:
-                record.args = redact(record.args)
+            args = record.args
+            if record.msg == _GROUP_DATA_DUMP and isinstance(args, tuple) and len(args) == 2:
+                if isinstance(args[1], Mapping):
+                    record.args = (args[0], redact_data(args[1]))
+            elif args:
+                record.args = redact(args)
         except Exception:  # noqa: BLE001 - a log filter must never break logging
             pass
         return True

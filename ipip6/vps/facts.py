@@ -93,3 +93,81 @@ class DebPackagesAndUfw(FactBase):
             elif parts[:1] == ["ufw"]:
                 ufw_active = "active" in parts and "inactive" not in parts
         return {"installed": installed, "ufw_active": ufw_active}
+
+
+class VpsNetwork(FactBase):
+    """What the VPS's network looks like before any change, in one round trip (no root needed).
+
+    Returns ``{"links": {name: kind}, "ipv4": [address], "gateways": [address],
+    "owned_netdevs": [tunnel name], "ssh_server_port": int | None}``: every interface with its
+    kind (``ip -d``'s word: ``ip6tnl``, ``veth``…, ``""`` for plain devices), the VPS's own IPv4
+    addresses and default gateways, the tunnels this project placed a ``.netdev`` for, and the
+    port the SSH connection running this command arrived on (``$SSH_CONNECTION``: run it
+    without sudo, which drops that variable).
+    """
+
+    @staticmethod
+    def default() -> dict:
+        return {
+            "links": {},
+            "ipv4": [],
+            "gateways": [],
+            "owned_netdevs": [],
+            "ssh_server_port": None,
+        }
+
+    def command(self, netdev_glob: str) -> str:
+        # The glob is ours (a fixed path and prefix): left unquoted on purpose.
+        return (
+            'echo "ssh $SSH_CONNECTION"; '
+            "ip -o -d link show | sed 's/^/link /'; "
+            "ip -o -4 addr show | sed 's/^/addr /'; "
+            "ip -4 route show default | sed 's/^/route /'; "
+            f'for f in {netdev_glob}; do [ -e "$f" ] && echo "netdev $f"; done; true'
+        )
+
+    def process(self, output: list[str]) -> dict:
+        found = self.default()
+        for line in output:
+            head, _, rest = line.partition(" ")
+            words = rest.split()
+            if head == "ssh" and len(words) == 4 and words[3].isdigit():
+                found["ssh_server_port"] = int(words[3])
+            elif head == "link" and len(words) >= 2:
+                # "5: tun-home@NONE: <...> ... \    link/tunnel6 ... ip6tnl ip6ip ..."
+                name = words[1].rstrip(":").split("@", 1)[0]
+                kind = next((w for w in words if w in _LINK_KINDS), "")
+                found["links"][name] = kind
+            elif head == "addr" and "inet" in words:
+                found["ipv4"].append(words[words.index("inet") + 1].split("/", 1)[0])
+            elif head == "route" and "via" in words:
+                found["gateways"].append(words[words.index("via") + 1])
+            elif head == "netdev" and rest.endswith(".netdev"):
+                name = rest.rsplit("/", 1)[-1].removesuffix(".netdev")
+                found["owned_netdevs"].append(name.removeprefix("60-ipip6-"))
+        return found
+
+
+# Link kinds `ip -d link` names (enough to tell a tunnel or a container link in a message).
+_LINK_KINDS = frozenset(
+    {
+        "ip6tnl",
+        "ipip",
+        "sit",
+        "gre",
+        "gretap",
+        "ip6gre",
+        "vti",
+        "vti6",
+        "veth",
+        "bridge",
+        "vlan",
+        "bond",
+        "wireguard",
+        "vxlan",
+        "tun",
+        "dummy",
+        "macvlan",
+        "ipvlan",
+    }
+)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import jinja2
 
+from ipip6 import safe_text
 from ipip6.settings import VpsSettings
 
 TEMPLATES = Path(__file__).resolve().parents[2] / "files"
@@ -29,6 +30,8 @@ OWNED_UNIT_GLOBS = (
     f"{NETWORKD_DIR}/60-ipip6-*",
     f"{NETWORKD_DIR}/*.network.d/60-ipip6-*.conf",
 )
+#: The .netdev files this project placed (their names give the tunnels it created).
+OWNED_NETDEV_GLOB = f"{NETWORKD_DIR}/60-ipip6-*.netdev"
 #: Every file the VPS end of the deploy owns (globs for the units).
 OWNED_FILES = (*OWNED_UNIT_GLOBS, SYSCTL_FILE, MODULES_FILE, RULES_V4, RULES_V6)
 
@@ -39,11 +42,14 @@ _env = jinja2.Environment(
     lstrip_blocks=True,
     keep_trailing_newline=True,
     autoescape=False,
+    # Second line of defence behind validation: no value may add a line or a word to a file.
+    finalize=lambda value: safe_text.single_token(value, "template value"),
 )
 
 
 def _render(template: str, settings: VpsSettings, **extra: object) -> str:
-    text = _env.get_template(template).render(s=settings, header=HEADER, **extra)
+    body = _env.get_template(template).render(s=settings, **extra)
+    text = f"{HEADER}\n{body}"
     # Blank-line runs left by conditional blocks are noise in a diff.
     lines = text.splitlines()
     out: list[str] = []
@@ -70,7 +76,7 @@ class TunnelUnits:
 
 
 def unit_basename(settings: VpsSettings) -> str:
-    return f"60-ipip6-{settings.tunnel_name}"
+    return f"60-ipip6-{safe_text.single_token(settings.tunnel_name, 'file name')}"
 
 
 def render_netdev(settings: VpsSettings) -> str:
@@ -86,7 +92,8 @@ def render_uplink_dropin(settings: VpsSettings) -> str:
 
 
 def uplink_dropin_path(settings: VpsSettings) -> str:
-    return f"{NETWORKD_DIR}/{settings.network_file_for_dropin}.d/{unit_basename(settings)}.conf"
+    folder = safe_text.single_token(settings.network_file_for_dropin, "file name")
+    return f"{NETWORKD_DIR}/{folder}.d/{unit_basename(settings)}.conf"
 
 
 def render_tunnel_units(settings: VpsSettings) -> TunnelUnits:
