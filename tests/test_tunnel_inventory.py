@@ -4,6 +4,9 @@ of starting it (deploy files, ``fact``, ``exec``, ``--limit``, ``--data``)."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 from pyinfra.api.inventory import Inventory
 
@@ -83,7 +86,7 @@ def test_a_vps_alone_is_fine():
         (
             {"home_networks": ["198.51.100.0/25"]},
             {},
-            "home_networks: <hidden>",
+            "home_networks: ['198.51.100.0/24'] on @rtx/home but ['198.51.100.0/25'] on vps-a",
         ),
         (
             {"router_ipv6": "2001:db8:2::2"},
@@ -96,8 +99,7 @@ def test_the_two_ends_must_agree(vps, router, named):
     text = problems(inventory(vps, router))
     assert "invalid data for host @rtx/home, vps-a:" in text
     assert "expected the same on both ends of the tunnel" in text
-    if "<hidden>" not in named:
-        assert named in text
+    assert named in text
 
 
 def test_home_networks_compare_as_sets():
@@ -186,14 +188,21 @@ def test_unpaired_ends_stop_a_deploy_from_anywhere(tmp_path, connection_counter)
 
 
 def test_the_shipped_example_is_one_valid_tunnel():
-    """inventory.py and group_data/ as a new user finds them (no host is contacted)."""
-    from pyinfra.api import State
-    from pyinfra.context import ctx_inventory, ctx_state
-    from pyinfra_cli.inventory import make_inventory
-
-    with ctx_state.use(State()), ctx_inventory.use(Inventory.empty()):
-        inv = make_inventory(str(REPO / "inventory.py"), cwd=str(REPO))
-    model = TunnelInventory.build(inv)
-    assert [(t.router_host, t.vps_host) for t in model.tunnels] == [
-        ("@rtx/192.0.2.1", "203.0.113.10")
-    ]
+    """inventory.py and group_data/ as a new user finds them (no host is contacted). In a child
+    process: importing pyinfra_cli monkey-patches the stdlib with gevent."""
+    script = (
+        "from pyinfra.api import State\n"
+        "from pyinfra.api.inventory import Inventory\n"
+        "from pyinfra.context import ctx_inventory, ctx_state\n"
+        "from pyinfra_cli.inventory import make_inventory\n"
+        "from ipip6.tunnels import TunnelInventory\n"
+        "with ctx_state.use(State()), ctx_inventory.use(Inventory.empty()):\n"
+        f"    inv = make_inventory({str(REPO / 'inventory.py')!r}, cwd={str(REPO)!r})\n"
+        "for t in TunnelInventory.build(inv).tunnels:\n"
+        "    print(t.router_host, t.vps_host)\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, cwd=REPO
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines() == ["@rtx/192.0.2.1 203.0.113.10"]
