@@ -69,6 +69,7 @@ class Device:
         wrong_password_text: str | None = None,
         state_dir: str | os.PathLike[str] | None = None,
         clock: Callable[[], _dt.datetime] | None = None,
+        config_file: int | None = None,
     ) -> None:
         if default_character not in messages.CHARSETS:
             raise ValueError(f"default_character must be one of {', '.join(messages.CHARSETS)}")
@@ -86,6 +87,10 @@ class Device:
         self.wrong_password_text = wrong_password_text
         self.state_dir = Path(state_dir) if state_dir is not None else None
         self._clock = clock or (lambda: _dt.datetime.now(JST))
+        #: None: older firmware, one config file printed as a bare number (``Config. file: 0``).
+        #: N: firmware with several files (``Config. file: configN``), booted from file N; the
+        #: others hold the factory config. A bare ``save`` writes file N.
+        self.config_file = config_file
         self.lock = threading.RLock()
         self.command_log: list[LogEntry] = []
         #: Called (with no arguments) after a reboot, to drop every session.
@@ -100,6 +105,12 @@ class Device:
             text = state_file.read_text(encoding="utf-8")
         self.saved = self.parse(text)
         self.running = self.saved.copy()
+        #: The saved files other than the one booted from (firmware with several files).
+        self.other_files: dict[int, RouterConfig] = {}
+        if config_file is not None:
+            for number in (0, 1):
+                if number != config_file:
+                    self.other_files[number] = self.parse(sample_config("factory"))
         self.dirty = False
         if admin_password is None:
             admin_password = self.saved.secret("administrator password") or ""
@@ -214,6 +225,22 @@ class Device:
             cfg = self.saved if saved else self.running
             return self.header_lines() + cfg.lines()
 
+    def _environment_files(self) -> list[str]:
+        if self.config_file is None:
+            return ["Firmware: exec0", "Config. file: 0", "Default config. file: 0"]
+        n = self.config_file
+        return [
+            f"Firmware: exec0  Config. file: config{n}",
+            f"Default firmware: exec0  Default config. file: config{n}",
+        ]
+
+    def saved_file(self, number: int) -> RouterConfig | None:
+        """Saved config file ``number`` (``show config N``), or None when there is none."""
+        with self.lock:
+            if number == (self.config_file or 0):
+                return self.saved
+            return self.other_files.get(number)
+
     def environment_lines(self) -> list[str]:
         p = self.profile
         now = self.now()
@@ -228,9 +255,7 @@ class Device:
             f"  {p.main_line}",
             "CPU:   0%(5sec)   0%(1min)   0%(5min)    Memory:  17% used",
             "Packet Buffer:   0%(small)   0%(middle)   2%(large)   0%(huge) used",
-            "Firmware: exec0",
-            "Config. file: 0",
-            "Default config. file: 0",
+            *self._environment_files(),
             f"Boot time: {self.boot_time.strftime(fmt)}",
             f"Current time: {now.strftime(fmt)}",
             f"Elapsed time from boot: {up.days}days {hours:02d}:{minutes:02d}:{seconds:02d}",
@@ -408,6 +433,10 @@ class CliSession:
         elif b >= 0x20:
             self._buf.append(b)
 
+    def _saving(self) -> str:
+        """`Saving ... CONFIGN Done .`, N the file a bare `save` writes."""
+        return self._msg("saving").replace("CONFIG0", f"CONFIG{self.device.config_file or 0}")
+
     def _key_save(self, b: int) -> None:
         key = chr(b).upper()
         if key not in ("Y", "N"):
@@ -416,7 +445,7 @@ class CliSession:
         self._col = 0
         if key == "Y":
             self.device.save()
-            self._line(self._msg("saving"))
+            self._line(self._saving())
         self._leave_admin()
         self.state = "line"
         self._prompt()
@@ -497,7 +526,7 @@ class CliSession:
                 self._error("admin_only")
             else:
                 dev.save()
-                self._line(self._msg("saving"))
+                self._line(self._saving())
             self._prompt()
             return None
         if head == "show":
@@ -540,8 +569,8 @@ class CliSession:
                 return
             if not rest:
                 self._show(dev.show_config_lines())
-            elif rest == ["0"]:
-                self._show(dev.show_config_lines(saved=True))
+            elif len(rest) == 1 and rest[0].isdigit() and dev.saved_file(int(rest[0])) is not None:
+                self._show(dev.header_lines() + dev.saved_file(int(rest[0])).lines())
             elif len(rest) == 2 and rest[0] in ("tunnel", "pp"):
                 try:
                     kind = rest[0]

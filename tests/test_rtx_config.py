@@ -437,3 +437,35 @@ def test_compare_other_tunnel_numbers(number):
     assert delta.commands[0] == f"tunnel select {number}"
     assert f"tunnel enable {number}" in delta.commands
     assert delta.commands[-1] == f"ip route default gateway tunnel {number}"
+
+
+@pytest.mark.parametrize(
+    ("lines", "number"),
+    [
+        # older firmware: a bare number on a line of its own
+        (["Firmware: exec0", "Config. file: 0", "Default config. file: 0"], 0),
+        (["Firmware: exec0", "Config. file: 2", "Default config. file: 0"], 2),
+        # several files: after the firmware field, as a name; the default line never counts
+        (
+            [
+                "Firmware: exec1  Config. file: config1",
+                "Default firmware: exec0  Default config. file: config0",
+            ],
+            1,
+        ),
+        (
+            [
+                "Default firmware: exec0  Default config. file: config0",
+                "Firmware: exec0  Config. file: config3",
+            ],
+            3,
+        ),
+        (["起動時設定ファイル: 1"], 1),
+        (["デフォルト設定ファイル: config0", "設定ファイル: config1"], 1),
+        (["Default config. file: 1"], 0),  # only the next boot's file: not what save writes
+    ],
+)
+def test_the_booted_config_file_in_every_form(lines, number):
+    from ipip6.rtx.facts import config_file_number
+
+    assert config_file_number(lines) == number

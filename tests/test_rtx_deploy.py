@@ -187,6 +187,27 @@ def test_apply_on_factory_config_then_nothing_to_do(sims, tmp_path):
     assert_clean(sim)
 
 
+def test_booted_from_config1_saves_there_and_leaves_config0(sims, tmp_path):
+    """Firmware with several config files prints `Config. file: config1` after the firmware
+    field: a bare `save` writes file 1, so file 1 is what must be read back; file 0 (the
+    factory config here) is never touched."""
+    sim = sims("busy.txt", config_file=1)
+    config0 = sim.device.saved_file(0).text()
+    run = pyinfra(tmp_path, [router("home", sim)], known=[sim])
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert owned_lines(sim) == OURS
+    assert_clean(sim)  # running == config1, nothing unsaved
+    assert ("admin", "show config 1") in reads(sim)
+    assert ("admin", "show config 0") not in reads(sim)
+    assert sim.device.saved_file(0).text() == config0
+
+    since = len(sim.command_log)
+    again = pyinfra(tmp_path, [router("home", sim)], known=[sim])
+    assert again.returncode == 0
+    assert writes(sim, since) == []
+    assert sim.device.saved_file(0).text() == config0
+
+
 def test_reads_per_run_no_op_reads_each_config_once(sims, tmp_path):
     # "A no-op run is what users run most: keep it cheap. One config read per router."
     sim = sims("busy.txt")

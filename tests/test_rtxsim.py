@@ -1330,3 +1330,31 @@ def test_python_m_rtxsim_prints_listening_line(tmp_path, host_key_path):
         proc.terminate()
         proc.wait(timeout=10)
     assert (tmp_path / "config0.txt").exists()
+
+
+def test_several_config_files_boot_save_and_show_each():
+    """Firmware with several files: `show environment` names the booted file after the
+    firmware field, a bare `save` writes that file, `show config N` shows file N, a restart
+    loads the booted file; the other file stays as it was."""
+    dev, s = _session("ip route default gateway pp 1\n", config_file=1)
+    out, _ = s.feed(b"show environment\r")
+    assert b"Firmware: exec0  Config. file: config1\r\n" in out
+    s.feed(b"administrator\r")
+    s.feed(ADMIN.encode() + b"\r")
+    s.feed(b"ip route default gateway tunnel 1\r")
+    out, _ = s.feed(b"save\r")
+    assert b"CONFIG1" in out
+    assert "gateway tunnel 1" in dev.saved_file(1).text()
+    assert "gateway tunnel 1" not in dev.saved_file(0).text()
+    out, _ = s.feed(b"show config 0\r")
+    assert b"gateway tunnel 1" not in out
+    out, _ = s.feed(b"show config 1\r")
+    assert b"ip route default gateway tunnel 1" in out
+    out, _ = s.feed(b"show config 2\r")
+    assert b"Error" in out
+    assert dev.environment_lines()[6:8] == [
+        "Firmware: exec0  Config. file: config1",
+        "Default firmware: exec0  Default config. file: config1",
+    ]
+    dev.reboot()
+    assert "gateway tunnel 1" in dev.running.text()

@@ -15,9 +15,14 @@ from pyinfra.api import FactBase
 
 from ipip6.rtx.config import RouterConfig
 
-# `show environment`: "Config. file: 0" (the file the router booted from, which a bare `save`
-# writes). Not "Default config. file: …", the file for the next boot.
-_CONFIG_FILE = re.compile(r"^\s*(?:Config\. file|起動時設定ファイル)\s*[:：]\s*(\d+)")
+# `show environment`: the file the router booted from, which a bare `save` writes. Older
+# firmware prints "Config. file: 0" on a line of its own; firmware with several files prints it
+# after the firmware field, as a name: "Firmware: exec1  Config. file: config1". Never
+# "Default config. file: …" (the file for the next boot), whatever its case.
+_CONFIG_FILE = re.compile(
+    r"(?<![A-Za-z])(?<!Default )(?<!default )"
+    r"(?:Config\. file|(?<!デフォルト)(?:起動時)?設定ファイル)\s*[:：]\s*(?:config)?(\d+)\b",
+)
 
 
 class RunningConfig(FactBase[RouterConfig | None]):
@@ -62,7 +67,7 @@ class StartupConfigFile(FactBase[int]):
 def config_file_number(show_environment: list[str]) -> int:
     """``Config. file: N`` from ``show environment`` output (0 when not found)."""
     for line in show_environment:
-        match = _CONFIG_FILE.match(line)
+        match = _CONFIG_FILE.search(line)
         if match:
             return int(match.group(1))
     return 0
