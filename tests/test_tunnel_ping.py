@@ -75,3 +75,18 @@ def test_reading_pings_output(stdout, stderr, sent, received, summary):
     assert (outcome.sent, outcome.received) == (sent, received)
     assert outcome.ok == (received > 0)
     assert outcome.summary() == summary
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "ip bridge1 address 192.168.100.254/24",
+        "ip lan1.1 address 192.168.100.1/24",
+        "ip lan1/1 address 192.168.100.1/24",
+        "ip vlan1 address 192.168.100.1/24",
+    ],
+)
+def test_auto_finds_the_lan_on_a_bridge_or_a_vlan(line):
+    config = RouterConfig.parse(f"ip lan2 address 10.0.0.2/30\n{line}\nip lan3 address dhcp\n")
+    expected = line.split()[3].split("/")[0]
+    assert str(choose_address("auto", config, HOME)) == expected

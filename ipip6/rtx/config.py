@@ -98,7 +98,8 @@ class RouterConfig:
         return None
 
     def lan_addresses(self) -> list[ipaddress.IPv4Interface]:
-        """The IPv4 addresses of the router's own interfaces (``ip lanN address A/L``), in
+        """The IPv4 addresses of the router's own LAN interfaces (``ip lanN address A/L``, and
+        bridges and VLANs: ``ip bridge1``, ``ip lan1.1``, ``ip lan1/1``, ``ip vlan1``), in
         config order; ``dhcp`` and other non-address forms are skipped."""
         found = []
         for line in self.lines:
@@ -119,7 +120,9 @@ class RouterConfig:
         return _render(self.lines, 0)
 
 
-_LAN_ADDRESS = re.compile(r"ip lan\d+(?:/\d+)? address (\S+/\d+)")
+# `ip lan1 address …`, and the LAN as a bridge (`ip bridge1 address …`) or a VLAN
+# (`ip lan1.1 address …` on newer models, `ip lan1/1 address …` on RTX1200, `ip vlan1 …`).
+_LAN_ADDRESS = re.compile(r"ip (?:lan\d+(?:[./]\d+)?|bridge\d+|vlan\d+) address (\S+/\d+)")
 
 
 @dataclass
