@@ -8,9 +8,7 @@ as a user would. Only the simulator's public API is used to look at the router a
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
-import threading
 import time
 from collections import Counter
 from pathlib import Path
@@ -21,6 +19,7 @@ import pytest
 from lab.pyinfra_cli import PYINFRA, REPO, DeployRun, run_pyinfra
 from rtxsim import Simulator
 from tests.simulators import ADMIN, CONFIGS, PASSWORD, USER
+from tests.tcp_proxy import TcpProxy
 
 pytestmark = pytest.mark.sim
 
@@ -645,49 +644,9 @@ def test_fact_during_dry_run_refuses_writes(sims, tmp_path):
 # -- parallel --------------------------------------------------------------------------------
 
 
-class SlowProxy:
-    """A TCP proxy that holds every router → client chunk back a little (a slow link)."""
-
-    def __init__(self, target_port: int, delay: float):
-        self.target_port = target_port
-        self.delay = delay
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self.listener.getsockname()[1]
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                client, _ = self.listener.accept()
-            except OSError:
-                return
-            server = socket.create_connection(("127.0.0.1", self.target_port))
-            threading.Thread(target=self._pump, args=(client, server, 0.0), daemon=True).start()
-            threading.Thread(
-                target=self._pump, args=(server, client, self.delay), daemon=True
-            ).start()
-
-    def _pump(self, src: socket.socket, dst: socket.socket, delay: float) -> None:
-        try:
-            while data := src.recv(65536):
-                time.sleep(delay)
-                dst.sendall(data)
-        except OSError:
-            pass
-        finally:
-            for sock in (src, dst):
-                try:
-                    sock.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
-
-    def close(self) -> None:
-        self.listener.close()
-
-
 def test_two_routers_are_driven_in_parallel(sims, tmp_path):
     a, b = sims("factory.txt"), sims("factory.txt")
-    proxies = [SlowProxy(sim.port, 0.15) for sim in (a, b)]
+    proxies = [TcpProxy(sim.port, delay=0.15) for sim in (a, b)]
     try:
         hosts = []
         known = tmp_path / "known_hosts"
@@ -710,7 +669,7 @@ def test_two_routers_are_driven_in_parallel(sims, tmp_path):
 
     # The same deploy on one router, for comparison.
     c = sims("factory.txt")
-    proxy = SlowProxy(c.port, 0.15)
+    proxy = TcpProxy(c.port, delay=0.15)
     try:
         known.write_text(
             f"[127.0.0.1]:{proxy.port} {c.host_key.get_name()} {c.host_key.get_base64()}\n"

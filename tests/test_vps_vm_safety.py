@@ -10,7 +10,7 @@ import time
 import pytest
 
 from lab.pyinfra_cli import run_pyinfra, write_inventory
-from tests.tcp_gate import ConnectionGate
+from tests.tcp_proxy import TcpProxy
 from tests.test_vps_vm import DATA
 
 pytestmark = pytest.mark.vm
@@ -22,7 +22,7 @@ FILES = "/etc/iptables/rules.v4 /etc/iptables/rules.v6"
 def vps(lab_vm, tmp_path_factory):
     workdir = tmp_path_factory.mktemp("vps-safety")
 
-    def deploy(*args: str, user: str = "root", gate: ConnectionGate | None = None, **data):
+    def deploy(*args: str, user: str = "root", gate: TcpProxy | None = None, **data):
         host_data = {**lab_vm.pyinfra_host_data(user=user), **DATA, **data}
         if user != "root":
             host_data["_sudo"] = True
@@ -75,7 +75,7 @@ def test_no_new_connection_after_a_change_rolls_it_back_at_once(vps, lab_vm):
     VM that lets the deploy's own connection through and no other). The new connection is
     tried for half the rollback delay, then the deploy rolls back at once, before the timer."""
     before = firewall_state(lab_vm)
-    gate = ConnectionGate(lab_vm.ssh_port, allow=1)
+    gate = TcpProxy(lab_vm.ssh_port, allow=1)
     try:
         run = vps(gate=gate, firewall_allow_tcp=[8081], rollback_after_seconds=30)
     finally:
@@ -103,7 +103,7 @@ def test_connection_cut_mid_change_the_timer_restores(vps, lab_vm):
         "systemctl is-active --quiet ipip6-guard-firewall.timer && break; sleep 0.1; done; "
         'sleep 1; pkill -KILL -f "sshd: ubuntu"\' >/dev/null 2>&1 &'
     )
-    gate = ConnectionGate(lab_vm.ssh_port, allow=1)  # and no proof can get through
+    gate = TcpProxy(lab_vm.ssh_port, allow=1)  # and no proof can get through
     try:
         run = vps(user="ubuntu", gate=gate, firewall_allow_tcp=[8081], rollback_after_seconds=20)
     finally:
