@@ -284,10 +284,12 @@ def _ping_from_vps(state: State, ping: TunnelPing) -> tuple[bool, str]:
 
 def _tunnel_ping(
     settings: RouterSettings, running: RouterConfig, vps: Host | None, tunnel_name: str | None
-) -> TunnelPing | None:
-    """The check by traffic to make before saving, or None (with a warning saying why)."""
+) -> tuple[TunnelPing | None, str | None]:
+    """(the check by traffic to make before saving, why saving is refused). No check and no
+    refusal when the data turned the check off or the VPS is managed elsewhere (a warning
+    says so); a refusal when there is nothing to ping: the data did not turn the check off."""
     if settings.rtx_verify_ping is False:
-        return None
+        return None, None
     if vps is None or tunnel_name is None:
         why = (
             "rtx_vps_managed_elsewhere: the VPS is not in this inventory"
@@ -295,17 +297,16 @@ def _tunnel_ping(
             else f"no VPS host with vps_ipv6 {settings.vps_ipv6} was given"
         )
         host.log(f"{why}: saving without a check by traffic", logger.warning)
-        return None
+        return None, None
     address = choose_address(settings.rtx_verify_ping, running, settings.home_networks)
     if address is None:
-        host.log(
+        return None, (
             "the router has no LAN address inside home_networks "
-            f"({', '.join(map(str, settings.home_networks))}) to ping: saving without a check "
-            "by traffic (set rtx_verify_ping to a home address that answers ping)",
-            logger.warning,
+            f"({', '.join(map(str, settings.home_networks))}) for the VPS to ping, so the "
+            "change cannot be verified by traffic: not saved. Set rtx_verify_ping to a home "
+            "address that answers ping (or to False to save without a check by traffic)"
         )
-        return None
-    return TunnelPing(vps=vps.name, tunnel_name=tunnel_name, address=address)
+    return TunnelPing(vps=vps.name, tunnel_name=tunnel_name, address=address), None
 
 
 @operation(is_idempotent=True)
@@ -326,7 +327,9 @@ def save(
       saving, it pings ``rtx_verify_ping`` (by default the router's own LAN address inside
       ``home_networks``) through its tunnel, three tries; without a reply nothing is saved and
       the owned lines go back to what they were before the run (or, for an unsaved change an
-      earlier run left, to the saved config's). Call it after the VPS's operations.
+      earlier run left, to the saved config's). With nothing to ping (``auto`` and no LAN
+      address inside ``home_networks``) nothing is saved either, unless the data turned the
+      check off. Call it after the VPS's operations.
     + vps_tunnel_name: the name of the VPS's ip6tnl (the ping goes out of it only), from the
       VPS's settings.
 
@@ -357,13 +360,15 @@ def save(
     config_file, saved = _read_saved()
     pending = getattr(host.connector, "pending_commit", None)
 
-    def verification() -> TunnelPing | None:
+    def verification() -> tuple[TunnelPing | None, str | None]:
         if settings is None:
-            return None
-        ping = _tunnel_ping(settings, running, verify_from, vps_tunnel_name)
+            return None, None
+        ping, refusal = _tunnel_ping(settings, running, verify_from, vps_tunnel_name)
         if ping is not None and host.state.config.DIFF:
             host.log(f"Before saving: {ping.describe()}", logger.info)
-        return ping
+        if refusal is not None and not host.state.is_executing:
+            host.log(refusal, logger.warning)
+        return ping, refusal
 
     if saved is None:
         will_change = desired is not None and bool(compare(running, desired))
@@ -373,7 +378,11 @@ def save(
                 "a change"
             )
             return
-        yield FunctionCommand(_save, (desired, None, None, config_file, verification()), {})
+        ping, refusal = verification()
+        if refusal is not None:
+            yield FunctionCommand(_refuse, (refusal,), {})
+            return
+        yield FunctionCommand(_save, (desired, None, None, config_file, ping), {})
         return
 
     scope = desired or _WHOLE_CONFIG
@@ -402,4 +411,8 @@ def save(
                 + "; ".join(line_diff(before, after)),
                 logger.info,
             )
-    yield FunctionCommand(_save, (desired, running, saved, config_file, verification()), {})
+    ping, refusal = verification()
+    if refusal is not None:
+        yield FunctionCommand(_refuse, (refusal,), {})
+        return
+    yield FunctionCommand(_save, (desired, running, saved, config_file, ping), {})

@@ -159,11 +159,29 @@ def test_an_address_from_data_is_pinged(sims, tmp_path):
     assert pings(run)[0].endswith("-I tun-home 192.168.100.20")
 
 
-def test_without_a_lan_address_at_home_it_warns_and_saves(sims, tmp_path):
+def test_without_a_lan_address_at_home_nothing_is_saved(sims, tmp_path):
+    """Nothing to ping and the check not turned off in data: the change is rolled back, not
+    saved without a check."""
     sim = sims("factory.txt")
+    factory = sim.saved_config_text
     home = ["192.168.200.0/24"]
     run = deploy(tmp_path, sim, NO_REPLY, vps={"home_networks": home}, home_networks=home)
-    # the VPS keeps 192.168.100.0/24: only the router's data counts for its check
-    assert run.ok, run
+    assert not run.ok
     assert "the router has no LAN address inside home_networks (192.168.200.0/24)" in run.output
+    assert "cannot be verified by traffic: not saved" in run.output
     assert pings(run) == []
+    assert "save" not in writes(sim)
+    assert sim.running_config_text == sim.saved_config_text == factory
+
+    # Turned off explicitly: saved without a check, as the data says.
+    run = deploy(
+        tmp_path,
+        sim,
+        NO_REPLY,
+        vps={"home_networks": home},
+        home_networks=home,
+        rtx_verify_ping=False,
+    )
+    assert run.ok, run
+    assert pings(run) == []
+    assert sim.running_config_text == sim.saved_config_text != factory
