@@ -463,6 +463,8 @@ def test_compare_other_tunnel_numbers(number):
         (["起動時設定ファイル: 1"], 1),
         (["デフォルト設定ファイル: config0", "設定ファイル: config1"], 1),
         (["Default config. file: 1"], 0),  # only the next boot's file: not what save writes
+        # a sub-file is not file 1: not found (0, the documented fallback), never misread
+        (["Firmware: exec0  Config. file: config1.2"], 0),
     ],
 )
 def test_the_booted_config_file_in_every_form(lines, number):

@@ -18,10 +18,11 @@ from ipip6.rtx.config import RouterConfig
 # `show environment`: the file the router booted from, which a bare `save` writes. Older
 # firmware prints "Config. file: 0" on a line of its own; firmware with several files prints it
 # after the firmware field, as a name: "Firmware: exec1  Config. file: config1". Never
-# "Default config. file: …" (the file for the next boot), whatever its case.
+# "Default config. file: …" (the file for the next boot), whatever its case. A sub-file
+# ("config0.1", RTX1210 and later) is not file 0: not matched rather than misread.
 _CONFIG_FILE = re.compile(
     r"(?<![A-Za-z])(?<!Default )(?<!default )"
-    r"(?:Config\. file|(?<!デフォルト)(?:起動時)?設定ファイル)\s*[:：]\s*(?:config)?(\d+)\b",
+    r"(?:Config\. file|(?<!デフォルト)(?:起動時)?設定ファイル)\s*[:：]\s*(?:config)?(\d+)(?![\d.])",
 )
 
 
