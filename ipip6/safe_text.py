@@ -22,7 +22,7 @@ def single_line(text: str, what: str) -> str:
     """``text`` unchanged, or ValueError if it holds a line break or a control character
     (spaces are fine: a rendered line has them)."""
     for ch in text:
-        if ch in "\r\n" or (not ch.isprintable() and ch != "\t"):
+        if not ch.isprintable():  # line breaks and tabs included
             raise ValueError(f"{what}: refusing to write {text!r}: it contains {ch!r}")
     return text
 
