@@ -20,6 +20,7 @@ import difflib
 import ipaddress
 import re
 from collections.abc import Mapping
+from functools import cache
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -515,6 +516,7 @@ _PYINFRA_HARMLESS = frozenset(
 )
 
 
+@cache
 def end_keys(end: End) -> frozenset[str]:
     """The data keys one end of the tunnel reads."""
     if end == "vps":
@@ -522,6 +524,7 @@ def end_keys(end: End) -> frozenset[str]:
     return frozenset(RouterSettings.model_fields) | RTX_CONNECTOR_KEYS
 
 
+@cache
 def known_keys() -> frozenset[str]:
     return end_keys("vps") | end_keys("router")
 
@@ -530,6 +533,7 @@ def is_pyinfra_key(key: str) -> bool:
     return key.startswith(_PYINFRA_PREFIXES)
 
 
+@cache
 def harmless_keys() -> frozenset[str]:
     """Keys whose values may be printed: this deploy's settings that are no secret, and
     pyinfra's connection keys that hold no password."""

@@ -85,15 +85,15 @@ class TunnelInventory:
     vps: dict[str, VpsSettings] = field(default_factory=dict)
     routers: dict[str, RouterSettings] = field(default_factory=dict)
     tunnels: tuple[Tunnel, ...] = ()
-    complete: bool = True
     _inventory: Any = field(default=None, repr=False, compare=False)
 
     # ----------------------------------------------------------------------------------------
     @classmethod
     def of(cls, state: State) -> TunnelInventory:
-        """The model of this run's inventory, built (and checked completely) once per State."""
+        """The model of this run's inventory, built (and checked completely) once per State:
+        the pre-connect check leaves its complete model there (``ipip6/preflight.py``)."""
         cached = getattr(state, "_ipip6_tunnels", None)
-        if cached is not None and cached.complete and cached._inventory is state.inventory:
+        if cached is not None and cached._inventory is state.inventory:
             return cached
         built = cls.build(state.inventory, complete=True)
         state._ipip6_tunnels = built  # type: ignore[attr-defined]
@@ -105,8 +105,7 @@ class TunnelInventory:
         problem. With ``complete=False`` (``fact``, ``exec``: no tunnel data needed) only the
         values present are checked, and the ends are not paired."""
         problems: list[str] = []
-        model = cls(complete=complete)
-        model._inventory = inventory
+        model = cls(_inventory=inventory)
         hosts = list(inventory)
         ends = {host.name: end_of(host) for host in hosts}
         whole = True
@@ -161,8 +160,8 @@ def looks_like_ours(inventory: Inventory) -> bool:
 # Pairing
 
 
-def _problem(hosts: Iterable[str], text: str) -> str:
-    return str(SettingsError(", ".join(hosts), [text]))
+def _problem(hosts: Iterable[str], *texts: str) -> str:
+    return str(SettingsError(", ".join(hosts), list(texts)))
 
 
 def _pair(
@@ -217,15 +216,13 @@ def _pair(
         mismatches = _mismatches(router, vps)
         if mismatches:
             problems.append(
-                str(
-                    SettingsError(
-                        f"{name}, {vps_name}",
-                        [
-                            f"{key}: {describe(key, a)} on {name} but {describe(key, b)} on "
-                            f"{vps_name}; expected the same on both ends of the tunnel"
-                            for key, a, b in mismatches
-                        ],
-                    )
+                _problem(
+                    [name, vps_name],
+                    *(
+                        f"{key}: {describe(key, a)} on {name} but {describe(key, b)} on "
+                        f"{vps_name}; expected the same on both ends of the tunnel"
+                        for key, a, b in mismatches
+                    ),
                 )
             )
             continue
