@@ -1,7 +1,10 @@
 # Data for the hosts in inventory.py's `rtx` list (YAMAHA RTX routers).
 
-# The `tunnel select N` this deploy owns on the router.
-rtx_tunnel_number = 1
+# The `tunnel select N` this deploy owns on the router. Left out, the deploy takes the tunnel to
+# this VPS already on the router, else the lowest free number; a number that anything else
+# uses (the ISP's MAP-E or DS-Lite tunnel, a VPN, a route) is refused unless
+# rtx_tunnel_takeover = True.
+# rtx_tunnel_number = 2
 
 # Before the router saves a change, the VPS pings this home address through the tunnel; no
 # reply rolls the change back. "auto": the router's own LAN address inside home_networks.

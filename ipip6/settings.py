@@ -419,7 +419,23 @@ class RouterSettings(TunnelSite):
     rtx_admin_password: Password = Field(
         description="The router's administrator password (printable ASCII, no spaces)."
     )
-    rtx_tunnel_number: StrictInt = Field(default=1, ge=1, le=3000, description="tunnel select N.")
+    rtx_tunnel_number: StrictInt | None = Field(
+        default=None,
+        ge=1,
+        le=3000,
+        description=(
+            "The `tunnel select N` this deploy owns. Unset: the tunnel to this VPS already on "
+            "the router, else the lowest free number. A number in use by anything else is "
+            "refused."
+        ),
+    )
+    rtx_tunnel_takeover: StrictBool = Field(
+        default=False,
+        description=(
+            "Replace whatever tunnel rtx_tunnel_number is now (e.g. an old MAP-E or VPN "
+            "tunnel): every line of its block that this deploy does not write is removed."
+        ),
+    )
     rtx_default_route: StrictBool = Field(
         default=True, description="Own `ip route default gateway tunnel N`."
     )
@@ -452,6 +468,15 @@ class RouterSettings(TunnelSite):
             "traffic."
         ),
     )
+
+    @model_validator(mode="after")
+    def _takeover_names_a_tunnel(self) -> RouterSettings:
+        if self.rtx_tunnel_takeover and self.rtx_tunnel_number is None:
+            raise ValueError(
+                "rtx_tunnel_takeover: True needs rtx_tunnel_number: the tunnel to replace is "
+                "named, never guessed"
+            )
+        return self
 
     @model_validator(mode="after")
     def _verify_ping_at_home(self) -> RouterSettings:

@@ -9,15 +9,18 @@ Confirm or roll back (NAPALM's steps, with ``save`` a step of its own as in pyin
   error line, a failed check or a lost connection *rolls back* the owned lines (on a fresh
   session if needed) and fails the host; nothing is saved.
 - :func:`save` writes the running config to flash only when the saved config (``show config
-  N``) differs from it, reads the saved config back, and rolls back this run's change if saving
-  fails. Before that, with ``verify_from`` (the VPS host), it *verifies by traffic*: the VPS
-  pings a home address through the tunnel (:mod:`ipip6.tunnel_ping`); no reply rolls back and
-  nothing is saved. ``deploy.py`` runs the router's operations after the VPS's, so both ends
-  are in place when the packets go. Unsaved changes to lines the deploy does not own block both
-  steps: ``save`` would write them too.
+  N``) differs from it, reads the saved config back, and restores what the router had if
+  saving fails. Before that it asks the router whether the tunnel is up (``show status tunnel
+  N``) and, with ``verify_from`` (the VPS host), *verifies by traffic*: the VPS pings a home
+  address through the tunnel (:mod:`ipip6.tunnel_ping`); either failing rolls back and nothing
+  is saved. ``deploy.py`` runs the router's operations after the VPS's, so both ends are in
+  place when the packets go. Unsaved changes to lines the deploy does not own block both steps:
+  ``save`` would write them too.
 
-All the logic is in :mod:`ipip6.rtx.commit`; administrator mode, paging and the save question
-are the connector's job.
+These operations only read facts, print the diff and yield: whether to change or save is
+decided in :mod:`ipip6.rtx.decide`, how in :mod:`ipip6.rtx.commit`, by the router's
+:class:`~ipip6.rtx.driver.RTXDriver`; administrator mode, paging and the save question are the
+CLI session's job.
 """
 
 from __future__ import annotations
@@ -28,73 +31,17 @@ from collections.abc import Generator, Sequence
 from pyinfra import host, logger
 from pyinfra.api import FunctionCommand, State, StringCommand, operation
 from pyinfra.api.host import Host
-from pyinfra.api.output import format_text
 
 from ipip6.rtx import commit as gate
-from ipip6.rtx.config import (
-    OwnedSection,
-    RouterConfig,
-    compare,
-    desired_lines,
-    line_diff,
-    owned_view,
-    redact_line,
-)
+from ipip6.rtx import decide
+from ipip6.rtx.config import RouterConfig, redact_line
+from ipip6.rtx.connector import driver_of
 from ipip6.rtx.facts import RunningConfig, SavedConfig
 from ipip6.settings import RouterSettings
-from ipip6.tunnel_ping import PING_ATTEMPTS, PING_PAUSE, TunnelPing, choose_address, parse_ping
+from ipip6.tunnel_ping import PING_ATTEMPTS, PING_PAUSE, TunnelPing, parse_ping
+from operations.diff import show_diff
 
 _LEVELS = {"info": logger.info, "warning": logger.warning, "error": logger.error}
-
-
-def _show_diff(title: str, diff: str) -> None:
-    host.log(title, logger.info)
-    for line in diff.splitlines():
-        if line.startswith(("+++", "---", "@@")):
-            logger.info("  %s", line)
-        elif line.startswith("+"):
-            logger.info("  %s", format_text(line, "green"))
-        elif line.startswith("-"):
-            logger.info("  %s", format_text(line, "red"))
-        else:
-            logger.info("  %s", line)
-    logger.info("")
-
-
-class _ConnectorRouter:
-    """The ``@rtx`` connector as :class:`ipip6.rtx.commit.Router`, echoing like pyinfra does
-    (``-vv`` the lines sent, ``-vvv`` the router's answers)."""
-
-    def __init__(self, state, host_):
-        self.state = state
-        self.host = host_
-        self.connector = host_.connector
-
-    @property
-    def pending_commit(self):
-        return getattr(self.connector, "pending_commit", None)
-
-    @pending_commit.setter
-    def pending_commit(self, value) -> None:
-        self.connector.pending_commit = value
-
-    @property
-    def alive(self) -> bool:
-        return self.connector.alive
-
-    def cli(self, line: str):
-        # The gate sends reads, ``save`` and config lines (the delta, its rollback, ``tunnel
-        # select none``): those change the running config only, so the saved config read
-        # before them still holds (the connector keeps it, and save needs no second read).
-        return self.connector.cli(
-            line,
-            print_input=self.state.print_input,
-            print_output=self.state.print_output,
-            config_line=line != "save",
-        )
-
-    def reconnect(self) -> None:
-        self.connector.reconnect()
 
 
 def _report(host_, result: gate.Result) -> bool:
@@ -103,39 +50,38 @@ def _report(host_, result: gate.Result) -> bool:
     return result.ok
 
 
-def _read_saved() -> tuple[int, RouterConfig | None]:
-    """(config file number, saved config or None when the router cannot show it)."""
-    number = host.connector.startup_config_file()
-    saved = host.get_fact(SavedConfig, number=number, _ignore_errors=True)
-    return number, saved
+def _read_saved() -> tuple[int | None, RouterConfig | None]:
+    """(config file number or None when unknown, saved config or None when unreadable)."""
+    number = driver_of(host).config_file()
+    if number is None:
+        return None, None
+    return number, host.get_fact(SavedConfig, number=number, _ignore_errors=True)
 
 
-def _refuse(state, host, message: str) -> bool:  # noqa: ARG001 - pyinfra passes state, host
+def _refuse(state, host, message: str) -> bool:  # noqa: ARG001 - pyinfra passes both by name
     """Fail the host with ``message``; roll back a change this run committed but not saved."""
-    router = _ConnectorRouter(state, host)
-    pending = router.pending_commit
-    if pending is not None:
-        return _report(host, gate.rollback(router, pending.plan, message))
+    result = driver_of(host).rollback(message)
+    if result is not None:
+        return _report(host, result)
     host.log(message, logger.error)
     return False
 
 
-def _unsaved_elsewhere_message(outside: list[str], config_file: int) -> str:
-    return (
-        "the router has unsaved changes outside the lines this deploy owns (show config vs "
-        f"show config {config_file}): {'; '.join(outside)}. Saving would write them too: "
-        "`save` them or drop them (`restart`) first. Nothing was changed"
-    )
-
-
-# --------------------------------------------------------------------------------------------
-# tunnel: compare → commit → confirm (or roll back)
+def _yield_refusal(message: str) -> Generator[FunctionCommand, None, None]:
+    if not host.state.is_executing:
+        host.log(message, logger.warning)
+    yield FunctionCommand(_refuse, (message,), {})
 
 
 def _failed_in_this_run(state: State, host_name: str) -> bool:
     return state.inventory.get_host(host_name) in state.failed_hosts
 
 
+# --------------------------------------------------------------------------------------------
+# tunnel: compare → commit → confirm (or roll back)
+
+
+# pyinfra passes state and host to a callback only when its parameters carry these names.
 def _commit(
     state, host, plan: gate.Plan, checks: tuple[gate.Check, ...], vps_name: str | None
 ) -> bool:
@@ -146,7 +92,7 @@ def _commit(
             logger.error,
         )
         return False
-    return _report(host, gate.commit(_ConnectorRouter(state, host), plan, checks))
+    return _report(host, driver_of(host).commit(plan, checks))
 
 
 @operation()
@@ -163,18 +109,20 @@ def tunnel(
     + checks: confirmation steps run after the delta is applied (default
       :data:`ipip6.rtx.commit.DEFAULT_CHECKS`: the owned section read back equals the desired
       one and no other line moved); each takes a :class:`~ipip6.rtx.commit.CheckContext` and
-      returns ``None`` or why it failed. Add your own, e.g. one that asks the router for the
-      tunnel's status.
+      returns ``None`` or why it failed.
     + verify_from: the VPS host that will verify the change by traffic (see :func:`save`): if
       it failed earlier in this run, nothing is sent and the host fails.
 
     Owned lines (and nothing else): under ``tunnel select N`` the encapsulation, endpoint,
     MTU, TCP MSS limit and ``tunnel enable N``; ``ip route default`` if
-    ``rtx_default_route``; ``ipv6 filter F`` if ``rtx_ipv6_filter_number``. Only differing
-    lines are sent, nothing is saved (call :func:`save`). On an error line, a failed check or a
-    lost connection the owned lines are set back to what they were before (on a fresh SSH
-    session when the old one died), read back, and the host fails. A router with unsaved
-    changes to lines this deploy does not own is left alone (the host fails, nothing sent).
+    ``rtx_default_route``; ``ipv6 filter F`` if ``rtx_ipv6_filter_number``. N is
+    ``rtx_tunnel_number``, or the tunnel to this VPS already there, or the lowest free one; a
+    tunnel that holds or is used by anything else is refused before anything is sent (unless
+    ``rtx_tunnel_takeover``). Only differing lines are sent, nothing is saved (call
+    :func:`save`). On an error line, a failed check, a lost connection or any other error the
+    owned lines are set back to what they were before (on a fresh SSH session when the old one
+    died), read back, and the host fails. A router with unsaved changes to lines this deploy
+    does not own is left alone (the host fails, nothing sent).
 
     **Example:**
 
@@ -193,37 +141,25 @@ def tunnel(
         # run for every other host too.
         host.log("could not read the running config (show config): not changing it", logger.error)
         return
-
-    desired = desired_lines(settings)
-    plan = gate.Plan.make(running, desired)
-    if plan.delta.foreign_lines:
-        host.log(
-            f"tunnel select {settings.rtx_tunnel_number} also holds lines this deploy does not "
-            "manage (left as they are): "
-            + "; ".join(redact_line(line) for line in plan.delta.foreign_lines),
-            logger.warning,
-        )
-
     config_file, saved = _read_saved()
-    if saved is not None:
-        outside = gate.unsaved_outside(running, saved, desired)
-        if outside:
-            message = _unsaved_elsewhere_message(outside, config_file)
-            if not host.state.is_executing:
-                host.log(message, logger.warning)
-            yield FunctionCommand(_refuse, (message,), {})
-            return
-
-    if not plan.delta:
-        host.noop(
-            f"tunnel {settings.rtx_tunnel_number} to {settings.vps_ipv6} is already configured"
-        )
+    step = decide.tunnel_step(settings, running, saved, config_file)
+    for warning in step.warnings:
+        host.log(warning, logger.warning)
+    if step.refusal is not None:
+        yield from _yield_refusal(step.refusal)
         return
-
-    if host.state.config.DIFF:
-        _show_diff("Will change the router's tunnel section:", plan.delta.diff)
+    if step.noop is not None:
+        host.noop(step.noop)
+        return
+    assert step.plan is not None
+    delta = step.plan.delta
+    show_diff(
+        "Will change the router's tunnel section:",
+        [redact_line(line) for line in delta.current],
+        [redact_line(line) for line in delta.wanted],
+    )
     vps_name = verify_from.name if verify_from is not None else None
-    yield FunctionCommand(_commit, (plan, tuple(checks or gate.DEFAULT_CHECKS), vps_name), {})
+    yield FunctionCommand(_commit, (step.plan, tuple(checks or gate.DEFAULT_CHECKS), vps_name), {})
 
 
 # --------------------------------------------------------------------------------------------
@@ -233,30 +169,19 @@ def tunnel(
 def _save(
     state,
     host,
-    desired: OwnedSection | None,
+    desired,
     running: RouterConfig | None,
     saved: RouterConfig | None,
-    config_file: int,
     ping: TunnelPing | None,
+    check_tunnel: bool,
 ) -> bool:
-    router = _ConnectorRouter(state, host)
-    pending = router.pending_commit
-    if desired is None and pending is not None:
-        desired = pending.plan.desired
+    driver = driver_of(host)
+    pending = driver.pending_commit
+    if desired is None:
+        desired = pending.plan.desired if pending is not None else decide.WHOLE_CONFIG
     verify = (lambda: _ping_from_vps(state, ping)) if ping is not None else None
-    result = gate.save(
-        router,
-        desired or _WHOLE_CONFIG,
-        running,
-        config_file=config_file,
-        saved=saved,
-        verify=verify,
-    )
+    result = driver.save(desired, running, saved, verify, check_tunnel=check_tunnel)
     return _report(host, result)
-
-
-# No settings and nothing committed in this run: no owned lines, the whole config counts.
-_WHOLE_CONFIG = OwnedSection(tunnel_number=0, tunnel_lines=(), global_lines=())
 
 
 def _ping_from_vps(state: State, ping: TunnelPing) -> tuple[bool, str]:
@@ -280,33 +205,6 @@ def _ping_from_vps(state: State, ping: TunnelPing) -> tuple[bool, str]:
             return True, f"{ping.describe()}: {outcome.summary()}"
     tries = f" ({PING_ATTEMPTS} tries)" if PING_ATTEMPTS > 1 else ""
     return False, f"{ping.describe()}: {outcome.summary()}{tries}"
-
-
-def _tunnel_ping(
-    settings: RouterSettings, running: RouterConfig, vps: Host | None, tunnel_name: str | None
-) -> tuple[TunnelPing | None, str | None]:
-    """(the check by traffic to make before saving, why saving is refused). No check and no
-    refusal when the data turned the check off or the VPS is managed elsewhere (a warning
-    says so); a refusal when there is nothing to ping: the data did not turn the check off."""
-    if settings.rtx_verify_ping is False:
-        return None, None
-    if vps is None or tunnel_name is None:
-        why = (
-            "rtx_vps_managed_elsewhere: the VPS is not in this inventory"
-            if settings.rtx_vps_managed_elsewhere
-            else f"no VPS host with vps_ipv6 {settings.vps_ipv6} was given"
-        )
-        host.log(f"{why}: saving without a check by traffic", logger.warning)
-        return None, None
-    address = choose_address(settings.rtx_verify_ping, running, settings.home_networks)
-    if address is None:
-        return None, (
-            "the router has no LAN address inside home_networks "
-            f"({', '.join(map(str, settings.home_networks))}) for the VPS to ping, so the "
-            "change cannot be verified by traffic: not saved. Set rtx_verify_ping to a home "
-            "address that answers ping (or to False to save without a check by traffic)"
-        )
-    return TunnelPing(vps=vps.name, tunnel_name=tunnel_name, address=address), None
 
 
 @operation(is_idempotent=True)
@@ -356,63 +254,48 @@ def save(
     if running is None:
         host.log("could not read the running config (show config): not saving", logger.error)
         return
-    desired = desired_lines(settings) if settings is not None else None
     config_file, saved = _read_saved()
-    pending = getattr(host.connector, "pending_commit", None)
-
-    def verification() -> tuple[TunnelPing | None, str | None]:
-        if settings is None:
-            return None, None
-        ping, refusal = _tunnel_ping(settings, running, verify_from, vps_tunnel_name)
+    driver = driver_of(host)
+    step = decide.save_step(
+        settings,
+        running,
+        saved,
+        config_file,
+        pending=driver.pending_commit,
+        executing=host.state.is_executing,
+    )
+    if step.refusal is not None:
+        yield from _yield_refusal(step.refusal)
+        return
+    if step.noop is not None:
+        host.noop(step.noop)
+        return
+    if host.state.config.DIFF:
+        for note in step.notes:
+            host.log(note, logger.info)
+    ping = None
+    if settings is not None:
+        ping, refusal, warning = decide.tunnel_ping(
+            settings, running, verify_from.name if verify_from else None, vps_tunnel_name
+        )
+        if warning is not None:
+            host.log(warning, logger.warning)
+        if refusal is not None:
+            yield from _yield_refusal(refusal)
+            return
         if ping is not None and host.state.config.DIFF:
             host.log(f"Before saving: {ping.describe()}", logger.info)
-        if refusal is not None and not host.state.is_executing:
-            host.log(refusal, logger.warning)
-        return ping, refusal
-
-    if saved is None:
-        will_change = desired is not None and bool(compare(running, desired))
-        if pending is None and not will_change and desired is not None:
-            host.noop(
-                f"cannot read the saved config (show config {config_file}): saving only after "
-                "a change"
-            )
-            return
-        ping, refusal = verification()
-        if refusal is not None:
-            yield FunctionCommand(_refuse, (refusal,), {})
-            return
-        yield FunctionCommand(_save, (desired, None, None, config_file, ping), {})
-        return
-
-    scope = desired or _WHOLE_CONFIG
-    if desired is not None:
-        outside = gate.unsaved_outside(running, saved, desired)
-        if outside:
-            message = _unsaved_elsewhere_message(outside, config_file).replace(
-                "Nothing was changed", "Not saved"
-            )
-            if not host.state.is_executing:
-                host.log(message, logger.warning)
-            yield FunctionCommand(_refuse, (message,), {})
-            return
-
-    behind = not gate.saved_is_current(running, saved, scope)
-    # In a dry run tunnel has not run yet: a delta now means a save then.
-    coming = desired is not None and not host.state.is_executing and bool(compare(running, desired))
-    if not behind and not coming:
-        host.noop("the saved config is up to date")
-        return
-    if behind and host.state.config.DIFF and desired is not None and not pending:
-        before, after = owned_view(saved, desired), owned_view(running, desired)
-        if before != after:
-            host.log(
-                f"show config {config_file} lags behind the running config: "
-                + "; ".join(line_diff(before, after)),
-                logger.info,
-            )
-    ping, refusal = verification()
-    if refusal is not None:
-        yield FunctionCommand(_refuse, (refusal,), {})
-        return
-    yield FunctionCommand(_save, (desired, running, saved, config_file, ping), {})
+    # The router's own view of the tunnel is asked whenever this deploy's lines are saved.
+    check_tunnel = step.desired is not None and step.desired.tunnel_number > 0
+    with_reads = saved is not None
+    yield FunctionCommand(
+        _save,
+        (
+            step.desired,
+            running if with_reads else None,
+            saved if with_reads else None,
+            ping,
+            check_tunnel,
+        ),
+        {},
+    )

@@ -27,7 +27,6 @@ from pyinfra.api import (
 from pyinfra.api.host import Host
 from pyinfra.facts.files import FileContents
 from pyinfra.operations import apt
-from pyinfra.operations.util.files import generate_color_diff
 
 from ipip6.settings import SettingsError, VpsSettings
 from ipip6.vps import render
@@ -41,6 +40,7 @@ from ipip6.vps.guard import (
     tunnel_restore_script,
     tunnel_snapshot,
 )
+from operations.diff import show_diff
 
 #: What the VPS needs installed. netfilter-persistent comes with iptables-persistent.
 # iputils-ping: the router's check by traffic before it saves pings home from here.
@@ -69,10 +69,8 @@ def _show_diff(path: str, content: str) -> None:
     if not host.state.config.DIFF:
         return
     current = host.get_fact(FileContents, path=path)
-    host.log(f"{'Will create' if current is None else 'Will change'} {path}", logger.info)
-    for line in generate_color_diff(current or [], content.splitlines()):
-        logger.info("  %s", line)
-    logger.info("")
+    title = f"{'Will create' if current is None else 'Will change'} {path}"
+    show_diff(title, current or [], content.splitlines())
 
 
 def _upload(content: str, dest: str, mode: str = "644") -> list:

@@ -62,6 +62,9 @@ class Device:
         default_character: str = "ja.sjis",
         fail_command: str | re.Pattern[str] | None = None,
         drop_on: str | re.Pattern[str] | None = None,
+        drop_after: str | re.Pattern[str] | None = None,
+        console_needs_admin: bool = False,
+        tunnel_down: bool = False,
         dirty_on_console_commands: bool = False,
         dirty_on_same_value: bool = True,
         user_console_commands_change_config: bool = False,
@@ -80,6 +83,12 @@ class Device:
         self.default_character = default_character
         self.fail_command = _compile(fail_command)
         self.drop_on = _compile(drop_on)
+        #: Fault: the command is carried out, then the connection drops before the answer.
+        self.drop_after = _compile(drop_after)
+        #: Firmware where `console …` is refused at ">" (administrator use only).
+        self.console_needs_admin = console_needs_admin
+        #: Fault: `show status tunnel N` says not connected whatever the config.
+        self.tunnel_down = tunnel_down
         self.dirty_on_console_commands = dirty_on_console_commands
         self.dirty_on_same_value = dirty_on_same_value
         self.user_console_commands_change_config = user_console_commands_change_config
@@ -240,6 +249,54 @@ class Device:
             if number == (self.config_file or 0):
                 return self.saved
             return self.other_files.get(number)
+
+    def tunnel_status_lines(self, number: int, *, japanese: bool) -> list[str]:
+        """``show status tunnel N``: connected when the block has an encapsulation, an endpoint
+        and ``tunnel enable N`` (an ipip tunnel has no handshake), unless ``tunnel_down``."""
+        with self.lock:
+            children = [line.strip() for line in self.running.block_lines("tunnel", number)[1:]]
+        encapsulation = next(
+            (line.split()[-1] for line in children if line.startswith("tunnel encapsulation ")),
+            None,
+        )
+        endpoint = any(line.startswith("tunnel endpoint ") for line in children)
+        enabled = f"tunnel enable {number}" in children
+        connected = bool(encapsulation and endpoint and enabled) and not self.tunnel_down
+        kind = (encapsulation or "none").upper()
+        since = self.boot_time.strftime("%Y/%m/%d %H:%M:%S")
+        if japanese:
+            state = "接続されています" if connected else "接続されていません"
+            lines = [
+                f"TUNNEL[{number}]:",
+                "説明:",
+                f"  インタフェースの種類: {kind}",
+                f"  トンネルインタフェースは{state}",
+            ]
+            if connected:
+                lines += [
+                    f"  開始: {since}",
+                    "  受信: (IPv4) 0 パケット [0 オクテット]",
+                    "        (IPv6) 0 パケット [0 オクテット]",
+                    "  送信: (IPv4) 0 パケット [0 オクテット]",
+                    "        (IPv6) 0 パケット [0 オクテット]",
+                ]
+            return lines
+        state = "connected" if connected else "not connected"
+        lines = [
+            f"TUNNEL[{number}]:",
+            "Description:",
+            f"  Interface type: {kind}",
+            f"  Tunnel interface is {state}",
+        ]
+        if connected:
+            lines += [
+                f"  Started: {since}",
+                "  Received: (IPv4) 0 packets [0 octets]",
+                "            (IPv6) 0 packets [0 octets]",
+                "  Transmitted: (IPv4) 0 packets [0 octets]",
+                "               (IPv6) 0 packets [0 octets]",
+            ]
+        return lines
 
     def environment_lines(self) -> list[str]:
         p = self.profile
@@ -498,6 +555,14 @@ class CliSession:
         self.context = NO_CONTEXT
 
     def _run(self, line: str) -> str | None:
+        action = self._run_command(line)
+        dev = self.device
+        if action is None and dev.drop_after is not None and dev.drop_after.search(line.strip()):
+            self._take()  # done, but the answer never leaves
+            return "drop"
+        return action
+
+    def _run_command(self, line: str) -> str | None:
         dev = self.device
         cmd = line.strip()
         dev.record("admin" if self.admin else "user", self.context.label, cmd)
@@ -512,6 +577,10 @@ class CliSession:
             return None
         tokens = tokenize(cmd)
         head = tokens[0]
+        if head == "console" and not self.admin and dev.console_needs_admin:
+            self._error("admin_only")
+            self._prompt()
+            return None
         if head in ("exit", "quit"):
             return self._cmd_exit()
         if head == "administrator" and len(tokens) == 1:
@@ -584,6 +653,11 @@ class CliSession:
             else:
                 self._error("params")
                 self._prompt()
+            return
+        if what == "status" and len(rest) == 2 and rest[0] == "tunnel" and rest[1].isdigit():
+            self._show(
+                dev.tunnel_status_lines(int(rest[1]), japanese=self._msg("more") != "---more---")
+            )
             return
         if what == "environment":
             if rest:

@@ -40,7 +40,7 @@ def vps_files(settings: VpsSettings) -> dict[str, str]:
 
 
 def router_lines(settings: RouterSettings) -> list[str]:
-    section = desired_lines(settings)
+    section = desired_lines(settings, settings.rtx_tunnel_number or 1)
     return [*section.tunnel_lines, *section.global_lines]
 
 

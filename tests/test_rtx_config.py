@@ -11,11 +11,18 @@ from ipip6.rtx.config import (
     line_key,
     normalise_line,
     render_owned,
-    unwrap_lines,
 )
+from ipip6.rtx.wrap import reconcile
 from ipip6.settings import RouterSettings
 
 VPS = "2001:db8:100::10"
+
+
+def owned_for(s: RouterSettings):
+    """The owned lines for settings, tunnel 1 unless they name another."""
+    return desired_lines(s, s.rtx_tunnel_number or 1)
+
+
 ROUTER = "2001:db8:200::1"
 
 HEADER = """\
@@ -164,14 +171,6 @@ def test_parse_japanese_output():
     assert config.block("tunnel select 1").children[0].text == "description tunnel VPSへのトンネル"
 
 
-def test_unwrap_lines_rejoins_hard_wrapped_output():
-    long_line = "ipv6 filter 200040 pass 2001:db8:100:0:0:0:0:10 2001:db8:200:0:0:0:0:1 4 long"
-    long_line += " and longer"
-    assert len(long_line) > 80
-    wrapped = [long_line[:79], long_line[79:], "ip route default gateway tunnel 1"]
-    assert unwrap_lines(wrapped, 80) == [long_line, "ip route default gateway tunnel 1"]
-
-
 def test_parse_wrapped_at_80_columns_is_not_fooled():
     # Wrapped mid-token and right after a space, and across three physical lines; the
     # continuation of a child starts without the indentation it would need to be a child.
@@ -182,14 +181,19 @@ def test_parse_wrapped_at_80_columns_is_not_fooled():
     very_long = "ip filter 100 pass " + " ".join(f"192.0.2.{i}" for i in range(20)) + " tcp * www"
     assert len(very_long) > 160
     logical = ["ip route default gateway pp 1", "tunnel select 1", child, filt, very_long]
-    physical = []
-    for line in logical:
-        while len(line) > 79:
-            physical.append(line[:79])
-            line = line[79:]
-        physical.append(line)
-    assert len(physical) > len(logical)
-    config = RouterConfig.parse(HEADER + "\n".join(physical), wrap_width=80)
+
+    def printed(columns):
+        physical = HEADER.splitlines()
+        for line in logical:
+            while len(line) > columns - 1:
+                physical.append(line[: columns - 1])
+                line = line[columns - 1 :]
+            physical.append(line)
+        return physical
+
+    assert len(printed(80)) > len(logical) + len(HEADER.splitlines())
+    lines = reconcile(printed(80), 80, printed(160), 160)
+    config = RouterConfig.parse("\n".join(lines))
     assert [line.text for line in config.lines] == [
         "ip route default gateway pp 1",
         "tunnel select 1",
@@ -227,7 +231,7 @@ def test_normalise_line_ipv6_forms():
 
 
 def test_desired_lines_default():
-    owned = desired_lines(settings())
+    owned = owned_for(settings())
     assert owned.tunnel_parent == "tunnel select 1"
     assert owned.tunnel_lines == (
         "tunnel encapsulation ipip",
@@ -240,7 +244,7 @@ def test_desired_lines_default():
 
 
 def test_desired_lines_options():
-    owned = desired_lines(
+    owned = owned_for(
         settings(
             rtx_tunnel_number=5,
             rtx_default_route=False,
@@ -277,7 +281,7 @@ def test_render_owned_layout():
 
 
 def test_compare_factory_config():
-    delta = compare(RouterConfig.parse(FACTORY), desired_lines(settings()))
+    delta = compare(RouterConfig.parse(FACTORY), owned_for(settings()))
     assert delta.commands == (
         "tunnel select 1",
         "tunnel encapsulation ipip",
@@ -306,7 +310,7 @@ def test_compare_factory_config():
 
 def test_compare_busy_config_replaces_pp_default_route_and_leaves_the_rest():
     running = RouterConfig.parse(BUSY)
-    delta = compare(running, desired_lines(settings(rtx_ipv6_filter_number=200040)))
+    delta = compare(running, owned_for(settings(rtx_ipv6_filter_number=200040)))
     assert delta.commands == (
         f"ipv6 filter 200040 pass {VPS} {ROUTER} 4",
         "tunnel select 1",
@@ -334,7 +338,7 @@ def test_compare_tunnel_present_with_another_endpoint():
     running = RouterConfig.parse(
         FACTORY + ours(endpoint="2001:db8:999::1") + "ip route default gateway tunnel 1\n"
     )
-    delta = compare(running, desired_lines(settings()))
+    delta = compare(running, owned_for(settings()))
     assert delta.commands == (
         "tunnel select 1",
         f"tunnel endpoint address {VPS}",
@@ -366,7 +370,7 @@ def test_compare_replaces_other_endpoint_forms_and_disabled_tunnel():
         " ip tunnel secure filter in 100\n"
         " tunnel disable 1\n"
     )
-    delta = compare(running, desired_lines(settings(rtx_default_route=False)))
+    delta = compare(running, owned_for(settings(rtx_default_route=False)))
     assert delta.commands == (
         "tunnel select 1",
         "no tunnel endpoint name",
@@ -389,7 +393,7 @@ def test_compare_ipv6_normalisation_means_nothing_to_do():
         + ours(endpoint="2001:DB8:100:0:0:0:0:10")
         + "ipv6 filter 200040 pass 2001:0db8:0100::0010 2001:DB8:200::1 4\n"
     )
-    delta = compare(running, desired_lines(settings(rtx_ipv6_filter_number=200040)))
+    delta = compare(running, owned_for(settings(rtx_ipv6_filter_number=200040)))
     assert delta.commands == ()
     assert delta.diff == ""
     assert not delta
@@ -399,13 +403,13 @@ def test_compare_nothing_to_do_in_busy_config():
     running = RouterConfig.parse(
         BUSY.replace("ip route default gateway pp 1", "ip route default gateway tunnel 1") + ours()
     )
-    delta = compare(running, desired_lines(settings()))
+    delta = compare(running, owned_for(settings()))
     assert not delta and delta.commands == () and delta.rollback == () and delta.diff == ""
 
 
 def test_compare_does_not_own_default_route_when_disabled():
     running = RouterConfig.parse(FACTORY + "ip route default gateway pp 1\n" + ours())
-    delta = compare(running, desired_lines(settings(rtx_default_route=False)))
+    delta = compare(running, owned_for(settings(rtx_default_route=False)))
     assert not delta
 
 
@@ -413,7 +417,7 @@ def test_compare_changed_mtu_and_filter():
     running = RouterConfig.parse(
         ours(mtu=1280) + "ipv6 filter 200040 pass * * 4\nip route default gateway tunnel 1\n"
     )
-    delta = compare(running, desired_lines(settings(rtx_ipv6_filter_number=200040)))
+    delta = compare(running, owned_for(settings(rtx_ipv6_filter_number=200040)))
     assert delta.commands == (
         f"ipv6 filter 200040 pass {VPS} {ROUTER} 4",
         "tunnel select 1",
@@ -431,7 +435,7 @@ def test_compare_changed_mtu_and_filter():
 @pytest.mark.parametrize("number", [1, 7, 3000])
 def test_compare_other_tunnel_numbers(number):
     running = RouterConfig.parse(FACTORY + ours(n=2))
-    delta = compare(running, desired_lines(settings(rtx_tunnel_number=number)))
+    delta = compare(running, owned_for(settings(rtx_tunnel_number=number)))
     if number == 2:
         return
     assert delta.commands[0] == f"tunnel select {number}"
@@ -462,9 +466,11 @@ def test_compare_other_tunnel_numbers(number):
         ),
         (["起動時設定ファイル: 1"], 1),
         (["デフォルト設定ファイル: config0", "設定ファイル: config1"], 1),
-        (["Default config. file: 1"], 0),  # only the next boot's file: not what save writes
-        # a sub-file is not file 1: not found (0, the documented fallback), never misread
-        (["Firmware: exec0  Config. file: config1.2"], 0),
+        # only the next boot's file: not what save writes, so not known
+        (["Default config. file: 1"], None),
+        # a sub-file is not file 1: not known, never misread
+        (["Firmware: exec0  Config. file: config1.2"], None),
+        ([], None),
     ],
 )
 def test_the_booted_config_file_in_every_form(lines, number):

@@ -221,6 +221,7 @@ def test_reads_per_run_no_op_reads_each_config_once(sims, tmp_path):
         ("admin", "show config"): 2,  # the plan (and console check), the read-back after it
         ("admin", "show environment"): 1,  # N: the file `save` writes
         ("admin", "show config 0"): 2,  # unsaved changes elsewhere?, the read-back after save
+        ("admin", "show status tunnel 1"): 1,  # the router's own view, before saving
     }
 
     since = len(sim.command_log)
@@ -312,19 +313,51 @@ def test_apply_on_busy_config_longer_than_a_page(sims, tmp_path):
     assert_clean(sim)
 
 
-def test_tunnel_present_with_another_endpoint(sims, tmp_path):
-    config = (CONFIGS / "factory.txt").read_text() + (
-        "ip route default gateway tunnel 1\n"
-        "tunnel select 1\n"
-        " tunnel encapsulation ipip\n"
-        " tunnel endpoint address 2001:db8:999::1\n"
-        " ip tunnel mtu 1460\n"
-        " ip tunnel tcp mss limit auto\n"
-        " tunnel enable 1\n"
-    )
-    sim = sims(config)
+OTHER_ENDPOINT = (
+    "ip route default gateway tunnel 1\n"
+    "tunnel select 1\n"
+    " tunnel encapsulation ipip\n"
+    " tunnel endpoint address 2001:db8:999::1\n"
+    " ip tunnel mtu 1460\n"
+    " ip tunnel tcp mss limit auto\n"
+    " tunnel enable 1\n"
+)
+
+
+def test_tunnel_to_another_endpoint_is_not_taken_by_default(sims, tmp_path):
+    # Tunnel 1 goes somewhere else (another VPS, the ISP's AFTR): without a number the deploy
+    # takes the lowest free one and leaves tunnel 1 as it is; the default route is owned.
+    sim = sims((CONFIGS / "factory.txt").read_text() + OTHER_ENDPOINT)
     run = pyinfra(tmp_path, [router("home", sim)], "--diff", known=[sim])
-    assert run.returncode == 0
+    assert run.returncode == 0, run.output
+    lines = sim.running_config_text.splitlines()
+    assert "ip route default gateway tunnel 2" in lines
+    assert " tunnel endpoint address 2001:db8:999::1" in lines  # tunnel 1 untouched
+    assert writes(sim)[:2] == ["tunnel select 2", "tunnel encapsulation ipip"]
+    assert_clean(sim)
+    # The router's config is the record: the next run finds tunnel 2 again.
+    since = len(sim.command_log)
+    again = pyinfra(tmp_path, [router("home", sim)], known=[sim])
+    assert again.returncode == 0
+    assert writes(sim, since) == []
+
+
+def test_tunnel_to_another_endpoint_named_in_data_is_refused(sims, tmp_path):
+    sim = sims((CONFIGS / "factory.txt").read_text() + OTHER_ENDPOINT)
+    before = sim.running_config_text
+    run = pyinfra(tmp_path, [router("home", sim, rtx_tunnel_number=1)], known=[sim])
+    assert run.returncode != 0
+    assert "rtx_tunnel_number 1 is not free" in run.output
+    assert "tunnel endpoint address 2001:db8:999::1" in run.output
+    assert writes(sim) == []
+    assert sim.running_config_text == sim.saved_config_text == before
+
+
+def test_tunnel_taken_over_when_the_data_says_so(sims, tmp_path):
+    sim = sims((CONFIGS / "factory.txt").read_text() + OTHER_ENDPOINT)
+    hosts = [router("home", sim, rtx_tunnel_number=1, rtx_tunnel_takeover=True)]
+    run = pyinfra(tmp_path, hosts, "--diff", known=[sim])
+    assert run.returncode == 0, run.output
     assert writes(sim) == [
         "tunnel select 1",
         f"tunnel endpoint address {VPS}",
@@ -332,8 +365,8 @@ def test_tunnel_present_with_another_endpoint(sims, tmp_path):
         "save",
     ]
     assert owned_lines(sim) == OURS
-    assert "- tunnel endpoint address 2001:db8:999::1" in run.output
-    assert f"+ tunnel endpoint address {VPS}" in run.output
+    assert "-  tunnel endpoint address 2001:db8:999::1" in run.output
+    assert f"+  tunnel endpoint address {VPS}" in run.output
     assert_clean(sim)
 
 
@@ -373,8 +406,8 @@ def test_dry_diff_sends_only_show_commands(sims, tmp_path, variant):
     assert sim.running_config_text == before
     assert_clean(sim)
     assert "Will change the router's tunnel section" in run.output
-    assert "-ip route default gateway pp 1" in run.output
-    assert "+ip route default gateway tunnel 1" in run.output
+    assert "- ip route default gateway pp 1" in run.output  # pyinfra's own diff layout
+    assert "+ ip route default gateway tunnel 1" in run.output
     assert ADMIN not in run.output and PASSWORD not in run.output
 
 

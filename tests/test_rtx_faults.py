@@ -443,7 +443,8 @@ def _desired():
 
     data = {"vps_ipv6": VPS6, "router_ipv6": "2001:db8:200::1"}
     data |= {"home_networks": ["192.168.100.0/24"], "rtx_admin_password": "x"}
-    return desired_lines(load_router_settings("r", data))
+    settings = load_router_settings("r", data)
+    return desired_lines(settings, settings.rtx_tunnel_number or 1)
 
 
 def test_gate_save_that_went_through_before_the_connection_dropped_counts():

@@ -104,7 +104,8 @@ def test_router_password_never_shown():
 
 def test_router_settings():
     s = load_router_settings("@rtx/r", {**GOOD, "rtx_admin_password": "pw"})
-    assert s.rtx_tunnel_number == 1
+    assert s.rtx_tunnel_number is None  # chosen from the router's config
+    assert s.rtx_tunnel_takeover is False
     assert s.rtx_admin_password.get_secret_value() == "pw"
     assert "pw" not in repr(s)
 
@@ -115,3 +116,15 @@ def test_readme_documents_every_data_key():
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
     missing = [key for key in sorted(known_keys()) if f"`{key}`" not in readme]
     assert missing == []
+
+
+def test_takeover_needs_a_named_tunnel():
+    with pytest.raises(SettingsError, match="rtx_tunnel_takeover: True needs rtx_tunnel_number"):
+        load_router_settings(
+            "@rtx/r", {**GOOD, "rtx_admin_password": "pw", "rtx_tunnel_takeover": True}
+        )
+    s = load_router_settings(
+        "@rtx/r",
+        {**GOOD, "rtx_admin_password": "pw", "rtx_tunnel_takeover": True, "rtx_tunnel_number": 1},
+    )
+    assert s.rtx_tunnel_takeover is True

@@ -231,6 +231,11 @@ def commit(router: Router, plan: Plan, checks: Sequence[Check] = DEFAULT_CHECKS)
         return rollback(router, plan, f"connection lost {where}: {exc}", sent=sent)
     except ReadError as exc:
         return rollback(router, plan, f"could not read the config back: {exc}", sent=sent)
+    except Exception as exc:  # noqa: BLE001 - whatever went wrong, the change goes back
+        where = f"after {sent} of {len(commands)} commands" if commands else "while verifying"
+        return rollback(
+            router, plan, f"unexpected error {where}: {type(exc).__name__}: {exc}", sent=sent
+        )
     if problems:
         return rollback(router, plan, "verification failed: " + "; ".join(problems), sent=sent)
 
@@ -244,9 +249,18 @@ def commit(router: Router, plan: Plan, checks: Sequence[Check] = DEFAULT_CHECKS)
     return result
 
 
-def rollback(router: Router, plan: Plan, reason: str, *, sent: int | None = None) -> Result:
+def rollback(
+    router: Router,
+    plan: Plan,
+    reason: str,
+    *,
+    sent: int | None = None,
+    flash_written: bool = False,
+) -> Result:
     """Put the owned lines back as they were before ``plan`` (nothing saved) and report
-    ``reason``. Tries twice, each time on a fresh session if the current one is dead."""
+    ``reason``. Tries twice, each time on a fresh session if the current one is dead.
+    ``flash_written``: ``save`` was sent in this run, so no message may say nothing was saved
+    (the caller restores the flash after a successful rollback)."""
     result = Result(ok=False)
     result.add("error", reason)
     router.pending_commit = None
@@ -273,13 +287,22 @@ def rollback(router: Router, plan: Plan, reason: str, *, sent: int | None = None
         except ReadError as exc:
             failure = f"could not read the config after the rollback: {exc}"
             break
+        except Exception as exc:  # noqa: BLE001 - try once more on a fresh session
+            failure = f"rollback interrupted: {type(exc).__name__}: {exc}"
+            try:
+                router.reconnect()
+            except Exception:  # noqa: BLE001, S110 - the next attempt reports it
+                pass
+            continue
         after = owned_view(now, plan.desired)
         if after == plan.before_owned:
             result.restored = True
             detail = f" ({len(rejected)} rollback lines refused: {'; '.join(rejected)})"
+            saved_note = "" if flash_written else "; nothing saved"
             result.add(
                 "error",
-                "rolled back: the owned lines are as they were before this run; nothing saved"
+                "rolled back: the owned lines are as they were before this run"
+                + saved_note
                 + (detail if rejected else ""),
             )
             return result
@@ -291,6 +314,15 @@ def rollback(router: Router, plan: Plan, reason: str, *, sent: int | None = None
         break
 
     result.restored = False
+    if flash_written:
+        result.add(
+            "error",
+            f"ROLLBACK FAILED ({failure}). `save` was sent in this run: the saved config may "
+            "hold the change (checked on the router and by traffic before it was saved); "
+            "compare `show config` with the saved file and `save` or `restart` (see README, "
+            "Safety)",
+        )
+        return result
     result.add(
         "error",
         f"ROLLBACK FAILED ({failure}). Nothing was saved: the saved config is unchanged, and a "
@@ -300,8 +332,9 @@ def rollback(router: Router, plan: Plan, reason: str, *, sent: int | None = None
 
 
 Verify = Callable[[], "tuple[bool, str]"]
-"""A check by traffic made just before saving (e.g. the VPS pinging home through the tunnel):
-``(passed, what was seen)``, the latter one line without secrets."""
+"""A check made just before saving: ``(passed, what was seen)``, the latter one line without
+secrets. Two kinds: on the router (``show status tunnel N``) and by traffic (the VPS pinging
+home through the tunnel)."""
 
 
 def save(
@@ -312,29 +345,41 @@ def save(
     config_file: int = 0,
     saved: RouterConfig | None = None,
     verify: Verify | None = None,
+    router_check: Verify | None = None,
 ) -> Result:
     """``save``, then read the saved config back (``show config N``) and check it matches
     ``running`` (the running config as read just before; ``None`` when the router cannot show
-    a saved config: then nothing is read back). If saving fails (an error line, a lost
-    connection, a router that restarted) the change this run committed
-    (``router.pending_commit``) is rolled back; a save that went through despite a lost
-    connection counts as done.
+    a saved config: then nothing is read back).
 
-    ``verify`` runs first. If it fails nothing is saved, and the owned lines go back: to what
-    they were before this run when it committed the change, else (an unsaved change left by an
-    earlier run) to the saved config's, the last state that was verified and saved.
+    Before it: ``router_check`` (the router's own view, e.g. the tunnel's status), then
+    ``verify`` (by traffic). If either fails nothing is saved, and the owned lines go back: to
+    what they were before this run when it committed the change, else (an unsaved change left by
+    an earlier run) to the saved config's, the last state that was verified and saved.
+
+    If ``save`` is refused, nothing was written and this run's change
+    (``router.pending_commit``) is rolled back. Once ``save`` may have written the flash, a
+    failure (the read-back fails or differs, the connection drops, the router restarts) is
+    looked at on a fresh session: a flash that holds the checked change counts as saved; one
+    that holds something else is restored to ``saved`` (the owned lines rolled back, then
+    saved again and read back); where even that cannot be done the error says what the flash
+    may hold and how to recover. No message says "nothing saved" after ``save`` was sent.
     """
     pending = router.pending_commit
-    if verify is None:
-        return _save(router, desired, running, config_file, pending)
-    try:
-        passed, seen = verify()
-    except Exception as exc:  # a check that cannot run is a check that did not pass
-        passed, seen = False, f"the check could not run: {type(exc).__name__}: {exc}"
-    if not passed:
-        return _verification_failed(router, desired, pending, saved, seen)
-    result = _save(router, desired, running, config_file, pending)
-    result.messages.insert(0, ("info", f"verified by traffic: {seen}"))
+    seen_before: list[str] = []
+    for label, check in (("checked on the router", router_check), ("verified by traffic", verify)):
+        if check is None:
+            continue
+        try:
+            passed, seen = check()
+        except Exception as exc:  # noqa: BLE001 - a check that cannot run did not pass
+            passed, seen = False, f"the check could not run: {type(exc).__name__}: {exc}"
+        if not passed:
+            what = "router check" if check is router_check else "verification by traffic"
+            return _verification_failed(router, desired, pending, saved, f"{what} failed: {seen}")
+        seen_before.append(f"{label}: {seen}")
+    result = _save(router, desired, running, config_file, pending, saved)
+    for text in reversed(seen_before):
+        result.messages.insert(0, ("info", text))
     return result
 
 
@@ -345,7 +390,7 @@ def _verification_failed(
     saved: RouterConfig | None,
     seen: str,
 ) -> Result:
-    reason = f"verification by traffic failed: {seen}; not saved"
+    reason = f"{seen}; not saved"
     if pending is not None:
         return rollback(router, pending.plan, reason)
     if saved is not None:
@@ -367,25 +412,31 @@ def _save(
     running: RouterConfig | None,
     config_file: int,
     pending: PendingCommit | None,
+    saved_before: RouterConfig | None,
 ) -> Result:
     try:
         answer = router.cli("save")
-        if not answer.ok:
-            return _save_failed(router, pending, f"router rejected 'save': {answer.error}")
-        if running is None:
-            router.pending_commit = None
-            return Result(ok=True)
-        saved = read_saved(router, config_file)
-    except TRANSPORT_FAULTS as exc:
-        return _save_interrupted(router, desired, pending, config_file, exc)
-    if saved is None or not saved_is_current(running, saved, desired):
-        return _save_failed(
-            router,
-            pending,
-            f"after save, show config {config_file} still differs from the running config",
-        )
-    router.pending_commit = None
-    return Result(ok=True)
+    except Exception as exc:  # noqa: BLE001 - whether it was written is looked at below
+        return _save_interrupted(router, desired, pending, config_file, saved_before, exc)
+    if not answer.ok:
+        # An error line: the router did not write the flash.
+        return _save_failed(router, pending, f"router rejected 'save': {answer.error}")
+    if running is None:
+        router.pending_commit = None
+        return Result(ok=True)
+    try:
+        saved_now = read_saved(router, config_file)
+    except Exception as exc:  # noqa: BLE001
+        return _save_interrupted(router, desired, pending, config_file, saved_before, exc)
+    if saved_now is not None and saved_is_current(running, saved_now, desired):
+        router.pending_commit = None
+        return Result(ok=True)
+    reason = (
+        f"after save, show config {config_file} could not be read back"
+        if saved_now is None
+        else f"after save, show config {config_file} differs from the running config"
+    )
+    return _restore_flash(router, desired, pending, config_file, saved_before, reason)
 
 
 def _save_interrupted(
@@ -393,25 +444,21 @@ def _save_interrupted(
     desired: OwnedSection,
     pending: PendingCommit | None,
     config_file: int,
+    saved_before: RouterConfig | None,
     exc: BaseException,
 ) -> Result:
-    """The connection went while saving: look on a fresh session whether the save happened."""
-    reason = f"connection lost while saving: {exc}"
+    """``save`` was sent and then the connection (or the session) failed: look on a fresh
+    session at what the flash holds."""
+    reason = f"connection lost while saving: {_describe(exc)}"
     try:
         router.reconnect()  # to look: did the save happen?
         running = read_running(router)
         saved = read_saved(router, config_file)
-    except (*TRANSPORT_FAULTS, ReadError) as again:
-        result = Result(ok=False, restored=False)
-        result.add("error", reason)
-        result.add(
-            "error",
-            f"could not reconnect to check ({again}). The change may be unsaved: a `restart` "
-            "of the router drops it; `show config` vs `show config "
-            f"{config_file}` shows (see README, Safety)",
-        )
+    except Exception as again:  # noqa: BLE001
         router.pending_commit = None
-        return result
+        return _flash_unknown(
+            reason, f"could not reconnect to check ({_describe(again)})", config_file
+        )
     if (
         saved is not None
         and saved_is_current(running, saved, desired)
@@ -421,10 +468,93 @@ def _save_interrupted(
         result = Result(ok=True)
         result.add("warning", f"{reason}; the saved config holds the change all the same")
         return result
-    return _save_failed(router, pending, reason)
+    if (
+        saved is not None
+        and saved_before is not None
+        and _same_config(saved, saved_before, desired)
+    ):
+        # The flash is as before this run: nothing was written, and that can be said.
+        return _save_failed(router, pending, reason)
+    return _restore_flash(router, desired, pending, config_file, saved_before, reason)
+
+
+def _same_config(one: RouterConfig, other: RouterConfig, desired: OwnedSection) -> bool:
+    return owned_view(one, desired) == owned_view(other, desired) and unowned_view(
+        one, desired, SESSION_KEYS
+    ) == unowned_view(other, desired, SESSION_KEYS)
+
+
+def _restore_flash(
+    router: Router,
+    desired: OwnedSection,
+    pending: PendingCommit | None,
+    config_file: int,
+    saved_before: RouterConfig | None,
+    reason: str,
+) -> Result:
+    """The flash may hold something that was not checked: put the owned lines back as the
+    saved config had them before this run, save that, read it back."""
+    router.pending_commit = None
+    if saved_before is None:
+        return _flash_unknown(
+            reason, "the router cannot show its saved config to compare", config_file
+        )
+    plan = Plan.make(saved_before, desired)
+    result = rollback(router, plan, reason, flash_written=True)
+    if not result.restored:
+        return result
+    try:
+        answer = router.cli("save")
+        saved_now = read_saved(router, config_file) if answer.ok else None
+    except Exception as exc:  # noqa: BLE001
+        result.ok = False
+        result.restored = False
+        result.messages.extend(
+            _flash_unknown(
+                "", f"saving the restored config failed: {_describe(exc)}", config_file
+            ).messages[1:]
+        )
+        return result
+    if answer.ok and saved_now is not None and _same_config(saved_now, saved_before, desired):
+        result.add(
+            "error",
+            f"the flash (config {config_file}) was saved again with the owned lines as before "
+            "this run: it holds the config from before this run",
+        )
+        return result
+    result.restored = False
+    detail = answer.error if not answer.ok else f"show config {config_file} still differs"
+    result.messages.extend(
+        _flash_unknown(
+            "", f"saving the restored config did not hold ({detail})", config_file
+        ).messages[1:]
+    )
+    return result
+
+
+def _flash_unknown(reason: str, detail: str, config_file: int) -> Result:
+    result = Result(ok=False, restored=False)
+    if reason:
+        result.add("error", reason)
+    result.add(
+        "error",
+        f"THE SAVED CONFIG IS UNCERTAIN: `save` was sent, then {detail}. config {config_file} "
+        "holds either this run's change (checked on the router and by traffic before it was "
+        f"saved) or the config from before: compare `show config` with `show config "
+        f"{config_file}` on the router, then `save` or `restart` (see README, Safety)",
+    )
+    return result
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, (*TRANSPORT_FAULTS, ReadError)):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}"
 
 
 def _save_failed(router: Router, pending: PendingCommit | None, reason: str) -> Result:
+    """Saving failed and the flash was not written (the router refused ``save``, or the flash
+    was seen to be as before)."""
     if pending is not None:
         return rollback(router, pending.plan, reason + "; not saved")
     return _not_saved(

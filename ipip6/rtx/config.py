@@ -41,46 +41,77 @@ DEFAULT_CONSOLE_COLUMNS = 80
 
 @dataclass(frozen=True)
 class ConfigLine:
-    """One config line (without its indentation) and the lines nested under it."""
+    """One config line (without its indentation) and the lines nested under it. ``body``: for
+    ``embedded file NAME <<EOF`` the content lines, byte for byte, without the ``EOF`` line."""
 
     text: str
     children: tuple[ConfigLine, ...] = ()
+    body: tuple[str, ...] = ()
+
+
+# `embedded file NAME <<EOF` (RTX1300 Lua scripts): the lines up to the terminator are content.
+_EMBEDDED = re.compile(r"embedded file \S+ <<(\S+)")
+# Sections opened by a select command are top level whatever their indentation.
+_SELECT = re.compile(r"(?:tunnel|pp|ipsec|wan) select \S+")
+# `# RTX1210 Rev.14.01.42 (Fri Jul  5 11:17:45 2024)`: the first header line of show config.
+_HEADER_MODEL = re.compile(r"#\s*((?:RTX|NVR|RT|FWX|vRX)[0-9A-Za-z-]*)\s+Rev\.(\S+)")
 
 
 @dataclass(frozen=True)
 class RouterConfig:
-    """``show config`` as a tree: top-level lines, their indented children, and so on."""
+    """``show config`` as a tree: top-level lines, their indented children, and so on. The
+    model and firmware revision are read from the header when it names them (not compared)."""
 
     lines: tuple[ConfigLine, ...] = ()
+    model: str | None = field(default=None, compare=False)
+    revision: str | None = field(default=None, compare=False)
 
     @classmethod
-    def parse(cls, text: str, *, wrap_width: int | None = None) -> RouterConfig:
-        """Parse ``show config`` output.
+    def parse(cls, text: str) -> RouterConfig:
+        """Parse ``show config`` output, its lines already unwrapped (:mod:`ipip6.rtx.wrap`).
 
         ``#`` lines (the header, with its ever-changing ``# Reporting Date:``) and blank lines are
         dropped. A line's parent is the closest line above it with less indentation, so one-space
-        children of ``tunnel select N`` and two-space grandchildren (``ipsec tunnel``) both work.
-        ``wrap_width``: the console width the output was produced with, when it may have been
-        hard-wrapped (see :func:`unwrap_lines`).
+        children of ``tunnel select N`` and two-space grandchildren (``ipsec tunnel``) both work;
+        ``tunnel select N`` / ``pp select N`` always open a top-level section. The content of an
+        ``embedded file`` is kept as it is, blank lines and indentation included.
         """
         physical = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
-        if wrap_width:
-            physical = unwrap_lines(physical, wrap_width)
 
+        model = revision = None
         # Stack of (indent, children list) from the root down to the current parent.
         root: list[_Node] = []
         stack: list[tuple[int, list[_Node]]] = [(-1, root)]
+        embedded: _Node | None = None
+        terminator = ""
         for raw in physical:
+            if embedded is not None:
+                if raw.rstrip() == terminator:
+                    embedded = None
+                else:
+                    embedded.body.append(raw)
+                continue
             line = raw.rstrip()
-            if not line.strip() or line.lstrip().startswith("#"):
+            if not line.strip():
+                continue
+            if line.lstrip().startswith("#"):
+                header = _HEADER_MODEL.match(line.strip())
+                if header and model is None and not root:
+                    model, revision = header[1], header[2].rstrip(",")
                 continue
             indent = len(line) - len(line.lstrip(" "))
+            text_ = _normalise_spaces(line)
+            if _SELECT.fullmatch(text_):
+                indent = 0
             while stack[-1][0] >= indent:
                 stack.pop()
             node = _Node(line.strip())
             stack[-1][1].append(node)
             stack.append((indent, node.children))
-        return cls(tuple(n.freeze() for n in root))
+            opened = _EMBEDDED.fullmatch(text_)
+            if opened:
+                embedded, terminator = node, opened[1]
+        return cls(tuple(n.freeze() for n in root), model=model, revision=revision)
 
     def get(self, key: str) -> ConfigLine | None:
         """The first top-level line whose :func:`line_key` is ``key``."""
@@ -129,38 +160,26 @@ _LAN_ADDRESS = re.compile(r"ip (?:lan\d+(?:[./]\d+)?|bridge\d+|vlan\d+) address 
 class _Node:
     text: str
     children: list[_Node] = field(default_factory=list)
+    body: list[str] = field(default_factory=list)
 
     def freeze(self) -> ConfigLine:
-        return ConfigLine(self.text, tuple(c.freeze() for c in self.children))
+        return ConfigLine(self.text, tuple(c.freeze() for c in self.children), tuple(self.body))
 
 
-def _render(lines: Iterable[ConfigLine], depth: int) -> list[str]:
+# Put before each content line of an embedded file in the views compared and shown in messages
+# (never in router output): messages hide those lines whole (a script can hold any secret).
+EMBEDDED_MARK = "\x1f"
+
+
+def _render(lines: Iterable[ConfigLine], depth: int, *, mark: str = "") -> list[str]:
     out = []
     for line in lines:
         out.append(" " * depth + line.text)
-        out.extend(_render(line.children, depth + 1))
-    return out
-
-
-def unwrap_lines(lines: Sequence[str], width: int) -> list[str]:
-    """Undo the console's hard wrap: a physical line of ``width - 1`` or more characters is
-    continued by the next one (the router breaks even mid-token and adds no marker).
-
-    Only call this with the width the output was really produced with; a line that is exactly
-    ``width - 1`` characters long on its own is indistinguishable from a wrapped one, which is
-    why the session raises the console width first and only unwraps at that width.
-    """
-    out: list[str] = []
-    pending = ""
-    for line in lines:
-        line = line.rstrip("\r")
-        if len(line) >= width - 1:
-            pending += line
-            continue
-        out.append(pending + line)
-        pending = ""
-    if pending:
-        out.append(pending)
+        embedded = _EMBEDDED.fullmatch(_normalise_spaces(line.text))
+        if embedded:
+            out.extend(mark + body for body in line.body)
+            out.append(embedded[1])
+        out.extend(_render(line.children, depth + 1, mark=mark))
     return out
 
 
@@ -210,7 +229,7 @@ def line_key(line: str) -> str:
     ``ipv6 filter 10``; ``tunnel enable 1`` and ``tunnel disable 1`` share ``tunnel enable 1``.
     Unknown lines are their own key (compared as a whole).
     """
-    text = _normalise_spaces(line)
+    text = _same_setting(_normalise_spaces(line))
     state = _TUNNEL_STATE.match(text)
     if state:
         return f"tunnel enable {state.group(1)}"
@@ -229,9 +248,19 @@ def line_key(line: str) -> str:
 
 
 def normalise_line(line: str) -> str:
-    """Single spaces, and IPv6 addresses/prefixes in their compressed lower-case form (the
-    router may print another form than we send)."""
-    return " ".join(_normalise_token(t) for t in line.split())
+    """Single spaces, IPv6 addresses/prefixes in their compressed lower-case form (the router
+    may print another form than we send), and one spelling for one setting."""
+    return _same_setting(" ".join(_normalise_token(t) for t in line.split()))
+
+
+# Newer firmware writes the remote end of `tunnel endpoint address REMOTE` as its own command.
+_REMOTE_ENDPOINT = "tunnel endpoint remote address "
+
+
+def _same_setting(text: str) -> str:
+    if text.startswith(_REMOTE_ENDPOINT):
+        return "tunnel endpoint address " + text[len(_REMOTE_ENDPOINT) :]
+    return text
 
 
 def _normalise_token(token: str) -> str:
@@ -276,6 +305,8 @@ class OwnedSection:
     tunnel_number: int
     tunnel_lines: tuple[str, ...]
     global_lines: tuple[str, ...]
+    takeover: bool = False
+    """The whole ``tunnel select N`` block is owned: lines the deploy does not write go."""
 
     @property
     def tunnel_parent(self) -> str:
@@ -283,6 +314,8 @@ class OwnedSection:
 
     def owns_tunnel_key(self, key: str) -> bool:
         """Whether a line with this key inside ``tunnel select N`` belongs to this deploy."""
+        if self.takeover:
+            return True
         return key.startswith(("tunnel encapsulation", "tunnel endpoint")) or key in (
             "ip tunnel mtu",
             "ip tunnel tcp mss limit",
@@ -294,9 +327,10 @@ class OwnedSection:
         return tuple(line_key(line) for line in self.global_lines)
 
 
-def desired_lines(settings: RouterSettings) -> OwnedSection:
-    """The owned section for one router, from its validated settings."""
-    n = settings.rtx_tunnel_number
+def desired_lines(settings: RouterSettings, tunnel_number: int) -> OwnedSection:
+    """The owned section for one router, from its validated settings and the tunnel number
+    chosen for it (:func:`ipip6.rtx.tunnel_slot.choose_tunnel`)."""
+    n = tunnel_number
     tunnel = (
         "tunnel encapsulation ipip",
         f"tunnel endpoint address {settings.vps_ipv6.compressed}",
@@ -315,7 +349,12 @@ def desired_lines(settings: RouterSettings) -> OwnedSection:
     # Second line of defence behind validation: no value may add a command line.
     for line in (*tunnel, *globals_):
         safe_text.single_line(line, "router config line")
-    return OwnedSection(tunnel_number=n, tunnel_lines=tunnel, global_lines=tuple(globals_))
+    return OwnedSection(
+        tunnel_number=n,
+        tunnel_lines=tunnel,
+        global_lines=tuple(globals_),
+        takeover=settings.rtx_tunnel_takeover,
+    )
 
 
 def _tunnel_rank(key: str) -> int:
@@ -373,6 +412,10 @@ class ConfigDelta:
     """Commands that restore the owned lines as they were before ``commands``."""
     foreign_lines: tuple[str, ...] = ()
     """Lines inside the owned tunnel block that this deploy does not own (left alone)."""
+    current: tuple[str, ...] = ()
+    """The owned section as it runs now (as :func:`render_owned` prints it)."""
+    wanted: tuple[str, ...] = ()
+    """The owned section as it will be."""
 
     def __bool__(self) -> bool:
         return bool(self.commands)
@@ -454,6 +497,8 @@ def compare(running: RouterConfig, desired: OwnedSection) -> ConfigDelta:
         diff=diff if commands else "",
         rollback=tuple(rollback),
         foreign_lines=foreign,
+        current=tuple(before),
+        wanted=tuple(after),
     )
 
 
@@ -485,9 +530,9 @@ def unowned_view(
             foreign = [c for c in line.children if not desired.owns_tunnel_key(line_key(c.text))]
             if foreign:
                 out.append(line.text)
-                out.extend(_render(foreign, 1))
+                out.extend(_render(foreign, 1, mark=EMBEDDED_MARK))
             continue
-        out.extend(_render([line], 0))
+        out.extend(_render([line], 0, mark=EMBEDDED_MARK))
     return out
 
 
@@ -519,14 +564,49 @@ _SECRET_WORDS = frozenset(
         "user",
     }
 )
+# Kinds of line that carry a secret wherever it stands in them: everything after the command
+# head is hidden, whatever the words (`set PP1=msen:SEED`, `ipsec ike local name ID key-id`).
+_SECRET_HEADS = (
+    "set",
+    "login",
+    "administrator",
+    "pp auth",
+    "ipsec ike",
+    "ipsec sa",
+    "l2tp tunnel auth",
+    "pptp",
+    "snmp",
+    "snmpv2c",
+    "snmpv3",
+    "radius",
+    "tacacs",
+    "auth user",
+    "netvolante-dns",
+    "mail server",
+    "provider",
+    "wlan",
+    "airlink",
+    "sshd",
+    "httpd",
+    "ddns",
+    "pp ppp",
+)
 
 
 def redact_line(line: str) -> str:
-    """A config line fit for messages: after a word that introduces a secret (``pp auth myname``,
-    ``login user``, ``ipsec ike pre-shared-key``, ``administrator password``…) the rest of
-    the line becomes ``<hidden>``. Indentation is kept."""
+    """A config line fit for messages: on a line of a kind that carries a secret (``login
+    user``, ``pp auth``, ``ipsec ike …``, ``set …``, ``snmp …`` and the like) everything after
+    the command head becomes ``<hidden>``; elsewhere, the rest of the line after a word that
+    introduces one (``password``, ``key``, ``secret``…). The content of an embedded file is
+    hidden whole. Indentation is kept."""
+    if line.startswith(EMBEDDED_MARK):
+        return "  <a line of an embedded file, hidden>"
     indent = line[: len(line) - len(line.lstrip(" "))]
     words = line.split()
+    for head in _SECRET_HEADS:
+        size = len(head.split())
+        if [w.lower() for w in words[:size]] == head.split() and len(words) > size:
+            return indent + " ".join(words[:size] + ["<hidden>"])
     for i, word in enumerate(words):
         if word.lower() in _SECRET_WORDS and i + 1 < len(words):
             return indent + " ".join(words[: i + 1] + ["<hidden>"])

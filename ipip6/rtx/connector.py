@@ -33,9 +33,9 @@ Safety rules:
   ``rtx_admin_password``…) are scrubbed from everything the connector returns or prints and
   from its error messages, and importing this module puts :mod:`ipip6.rtx.redact`'s filter on
   pyinfra's logger (pyinfra's ``--debug`` prints group data, passwords included).
-- :meth:`RTXConnector.cli`, :meth:`RTXConnector.reconnect` and
-  :attr:`RTXConnector.pending_commit` are what :mod:`ipip6.rtx.commit` (confirm or roll back)
-  drives.
+- :attr:`RTXConnector.driver` (:func:`driver_of` for a host) is the
+  :class:`~ipip6.rtx.driver.RTXDriver` that owns a commit's state; it drives the session
+  through :meth:`RTXConnector.cli` and :meth:`RTXConnector.reconnect`.
 
 Config reads are cheap to repeat: ``show config`` and ``show config N`` are answered from the
 CLI session's earlier read as long as nothing sent since could have changed them (see
@@ -65,7 +65,7 @@ from typing_extensions import TypedDict, Unpack, override
 
 from ipip6 import preflight
 from ipip6.rtx import redact
-from ipip6.rtx.facts import config_file_number
+from ipip6.rtx.driver import RTXDriver
 from ipip6.rtx.session import (
     KEPT_READ,
     AdministratorLoginError,
@@ -284,6 +284,17 @@ def open_ssh(
     return transport
 
 
+def driver_of(host: Host) -> RTXDriver:
+    """The :class:`~ipip6.rtx.driver.RTXDriver` of a router host (an ``@rtx/…`` host)."""
+    connector = host.connector
+    if not isinstance(connector, RTXConnector):
+        raise TypeError(
+            f"{host.name} is not an @rtx/ host (its connector is "
+            f"{type(connector).__name__}): the router operations need the @rtx connector"
+        )
+    return connector.driver
+
+
 def _error_output(*lines: str) -> CommandOutput:
     return CommandOutput([OutputLine("stderr", line) for line in lines])
 
@@ -315,10 +326,8 @@ class RTXConnector(BaseConnector):
         super().__init__(state, host)
         self.transport: paramiko.Transport | None = None
         self.session: RTXSession | None = None
-        #: Set by the commit gate once a change is applied and confirmed but not yet saved:
-        #: what ``save`` rolls back when saving fails (see :mod:`ipip6.rtx.commit`).
-        self.pending_commit: Any = None
-        self._config_file: tuple[RTXSession | None, int] | None = None
+        #: The one owner of this router's commit state in this run.
+        self.driver = RTXDriver(self)
         # Whether reads made before pyinfra's confirmation prompt have been dropped.
         self._reads_renewed = False
         redact.register_secrets_in(host.data.dict())
@@ -408,16 +417,6 @@ class RTXConnector(BaseConnector):
             and self.transport is not None
             and self.transport.is_active()
         )
-
-    def startup_config_file(self) -> int:
-        """The config file the router booted from (``show environment``), read once per
-        session: what a bare ``save`` writes and ``show config N`` shows."""
-        if self._config_file is not None and self._config_file[0] is self.session:
-            return self._config_file[1]
-        result = self.cli("show environment")
-        number = config_file_number(result.output.splitlines()) if result.ok else 0
-        self._config_file = (self.session, number)
-        return number
 
     def reconnect(self) -> None:
         """Drop the current session (dead or not) and log in again: a fresh SSH connection, a

@@ -48,30 +48,30 @@ class RunningConfig(FactBase[RouterConfig | None]):
         return RouterConfig.parse("\n".join(output))
 
 
-class StartupConfigFile(FactBase[int]):
+class StartupConfigFile(FactBase["int | None"]):
     """
     The number of the config file the router runs from (``show environment``: ``Config.
-    file: N``); a bare ``save`` writes to it. 0 when the line is not found.
+    file: N``); a bare ``save`` writes to it. None when no such line is found: never guessed.
     """
 
     @staticmethod
-    def default() -> int:
-        return 0
+    def default() -> int | None:
+        return None
 
     def command(self) -> str:
         return "show environment"
 
-    def process(self, output: list[str]) -> int:
+    def process(self, output: list[str]) -> int | None:
         return config_file_number(output)
 
 
-def config_file_number(show_environment: list[str]) -> int:
-    """``Config. file: N`` from ``show environment`` output (0 when not found)."""
+def config_file_number(show_environment: list[str]) -> int | None:
+    """``Config. file: N`` from ``show environment`` output (None when not found)."""
     for line in show_environment:
         match = _CONFIG_FILE.search(line)
         if match:
             return int(match.group(1))
-    return 0
+    return None
 
 
 class SavedConfig(FactBase[RouterConfig | None]):

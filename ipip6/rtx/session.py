@@ -37,7 +37,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from ipip6.rtx.config import DEFAULT_CONSOLE_COLUMNS, line_key, normalise_line, unwrap_lines
+from ipip6.rtx.config import DEFAULT_CONSOLE_COLUMNS, line_key, normalise_line
+from ipip6.rtx.wrap import AmbiguousWrap, reconcile, unwrap_exact, unwrap_greedy
 
 logger = logging.getLogger(__name__)
 
@@ -47,6 +48,9 @@ SESSION_SETTINGS = (
     ("console lines", "console lines infinity"),
     ("console columns", f"console columns {SESSION_COLUMNS}"),
 )
+# Where a config read fills the console's width somewhere, it is read once more at another
+# width to tell wraps from line ends (see ipip6.rtx.wrap): 159 and 199 share no small multiple.
+OTHER_COLUMNS = (160, SESSION_COLUMNS)
 
 # A prompt is the last line of the buffer and ends in "> " or "# ". Anchored at the very end
 # (\Z): a "# " comment line in the middle of `show config` output must never count.
@@ -225,6 +229,21 @@ class Channel(Protocol):
 
 
 @dataclass
+class _Read:
+    """A config read as the router printed it (physical lines at ``columns``), and its logical
+    lines once they are known for sure."""
+
+    physical: list[str]
+    columns: int
+    error: str | None
+    lines: list[str] | None = None
+
+
+def _physical(output: str) -> list[str]:
+    return output.split("\n") if output else []
+
+
+@dataclass
 class _Response:
     raw: bytes
     kind: str  # "prompt", "password" or "question"
@@ -262,7 +281,8 @@ class RTXSession:
         self.pages_answered = 0
         self._broken: str | None = None
         # Answers to KEPT_READ commands since the last command that could change them.
-        self._reads: dict[str, CommandResult] = {}
+        self._reads: dict[str, _Read] = {}
+        self._original_console: dict[str, str] = {}  # console lines of the config at login
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -322,10 +342,9 @@ class RTXSession:
         not the config. :meth:`verify_console` then checks that at ``#``.
         """
         # Read as-is: paged (answered) and maybe wrapped; console lines are short, never cut.
+        # Made at ">", before the session is set up: never handed out as the running config
+        # (verify_console's read at "#" is).
         result = self.run("show config", unwrap=False)
-        # Made at the router's own width, before the session is set up: never handed out as
-        # the running config (verify_console's read at "#" is).
-        self._reads.pop("show config", None)
         if result.ok:
             self._before = self._console_settings(result.output)
             self._original_columns = _columns_value(self._before.get("console columns"))
@@ -352,8 +371,10 @@ class RTXSession:
             logger.warning("%s: console left as is: show config: %s", self.name, result.error)
             return
         now = self._console_settings(result.output)
+        read = _Read(_physical(result.output), self.columns, None)
         if self._before is None:
             self._original_columns = _columns_value(now.get("console columns"))
+        self._original_console = dict(self._before if self._before is not None else now)
         paging_still_on = self.pages_answered > pages
         for key, wanted in SESSION_SETTINGS:
             current = now.get(key)
@@ -379,17 +400,49 @@ class RTXSession:
             self._restore.append(current or f"no {key}")
             if key == "console columns":
                 self.columns = SESSION_COLUMNS
+        # The running config as read at "#" (console lines never count as a change), kept with
+        # the width it was printed at.
+        self._reads["show config"] = read
 
-    def restore_console(self) -> None:
-        """Put back the console config lines the session changed (newest first)."""
-        restored_columns = any("console columns" in command for command in self._restore)
+    def restore_console(self) -> set[str]:
+        """Put back the console config lines the session changed (newest first); returns the
+        console keys put back."""
+        restored: set[str] = set()
         while self._restore:
             command = self._restore.pop()
+            restored.update(key for key, _ in SESSION_SETTINGS if key in command)
             result = self.run(command)
             if not result.ok:
                 logger.warning("%s: could not restore %r: %s", self.name, command, result.error)
-        if restored_columns:
+        if "console columns" in restored:
             self.columns = self._original_columns
+        return restored
+
+    def _reapply_console(self, keys: set[str]) -> None:
+        """Set again, as config, the console settings :meth:`restore_console` put back (for the
+        reads after ``save``), to be put back again before leaving."""
+        for key, wanted in SESSION_SETTINGS:
+            if key not in keys:
+                continue
+            result = self.run(wanted)
+            if not result.ok:
+                logger.warning("%s: could not set %r again: %s", self.name, wanted, result.error)
+                continue
+            self._restore.append(self._original_console.get(key) or f"no {key}")
+            if key == "console columns":
+                self.columns = SESSION_COLUMNS
+
+    def _set_columns(self, columns: int) -> bool:
+        """Change the console width for a second read; the config's own value is put back
+        before ``save`` and before leaving (it never counts as a change meanwhile)."""
+        result = self.run(f"console columns {columns}", keeps_reads=True)
+        if not result.ok:
+            return False
+        if not any("console columns" in command for command in self._restore):
+            original = self._original_console.get("console columns")
+            self._restore.append(original or "no console columns")
+        self.columns = columns
+        return True
 
     def close(self, save: bool = False) -> None:
         """Leave cleanly: restore the console, leave administrator mode answering the save
@@ -424,16 +477,21 @@ class RTXSession:
         timeout: float | None = None,
         unwrap: bool = True,
         config_line: bool = False,
+        keeps_reads: bool = False,
     ) -> CommandResult:
         """Send one command and return its :class:`CommandResult` (``error`` set when the
         router printed an error line). Transport faults raise ``OSError``/``TimeoutError``.
 
-        Always asks the router (:meth:`read` may not). ``config_line``: the caller vouches that
-        ``command`` only changes the running config (a config line, never ``save``, ``copy``,
-        ``load`` or the like), so the kept saved-config reads stay valid."""
+        Always asks the router (:meth:`read` may not). ``unwrap`` joins lines that fill the
+        console's width with the next one: right for short outputs (status, environment), a
+        guess for a line of exactly that width; config reads go through :meth:`read`, which
+        never guesses. ``config_line``: the caller vouches that ``command`` only changes the
+        running config (a config line, never ``save``, ``copy``, ``load`` or the like), so
+        the kept saved-config reads stay valid; ``keeps_reads``: it changes no config line
+        that is compared (the console's width)."""
         if "\n" in command or "\r" in command:
             raise ValueError(f"{self.name}: one command per call, got {command!r}")
-        self._send_line(command, config_line=config_line)
+        self._send_line(command, config_line=config_line, keeps_reads=keeps_reads)
         # Only output that can contain "# " comment lines (show config's header) needs the
         # settle delay, and only while nothing but such lines has arrived.
         settle = self.settle if command.split(" ", 1)[0] == "show" else 0.0
@@ -442,24 +500,65 @@ class RTXSession:
         text = strip_echo(clean_output(decode_output(response.raw)), command)
         body, _ = split_prompt("\n" + text)
         body = body[1:] if body.startswith("\n") else body
-        unwrapped = "\n".join(unwrap_lines(body.split("\n"), self.columns)) if body else body
-        if KEPT_READ.fullmatch(command):
-            # Kept as read() hands it out: unwrapped at the width the output was made with.
-            self._reads[command] = CommandResult(command, unwrapped, first_error(unwrapped))
-        if unwrap:
-            body = unwrapped
+        if unwrap and body:
+            body = "\n".join(unwrap_greedy(body.split("\n"), self.columns))
         return CommandResult(command, body, first_error(body))
 
     def read(self, command: str, *, timeout: float | None = None) -> CommandResult:
-        """Like :meth:`run`, but a ``show config`` / ``show config N`` answered earlier in this
-        session, with nothing sent since that could change it, is handed back without asking
-        the router again. Errors are kept too (firmware without ``show config N`` says so once).
-        """
-        kept = self._reads.get(command) if KEPT_READ.fullmatch(command) else None
-        if kept is not None:
+        """Like :meth:`run`, but a ``show config`` / ``show config N`` is exact and kept.
+
+        Exact: where the output fills the console's width somewhere (a wrap, or a line that
+        ends right at the edge), it is read once more at another width and the two reads are
+        reconciled (:func:`ipip6.rtx.wrap.reconcile`); when even that cannot tell, or the width
+        cannot be changed, :class:`SessionError` says so — never a guess. Kept: answered
+        earlier in this session, with nothing sent since that could change it, it is handed
+        back without asking the router again (errors too: firmware without ``show config N``
+        says so once)."""
+        if not KEPT_READ.fullmatch(command):
+            return self.run(command, timeout=timeout)
+        kept = self._reads.get(command)
+        if kept is None:
+            result = self.run(command, timeout=timeout, unwrap=False)
+            kept = _Read(_physical(result.output), self.columns, result.error)
+            self._reads[command] = kept
+        else:
             logger.debug("%s: %s answered from this session's earlier read", self.name, command)
-            return kept
-        return self.run(command, timeout=timeout)
+        if kept.error is None and kept.lines is None:
+            kept.lines = self._exact_lines(command, kept, timeout)
+        output = "\n".join(kept.lines) if kept.error is None else "\n".join(kept.physical)
+        return CommandResult(command, output, kept.error)
+
+    def _exact_lines(self, command: str, kept: _Read, timeout: float | None) -> list[str]:
+        lines = unwrap_exact(kept.physical, kept.columns)
+        if lines is not None:
+            return lines
+        other = next(columns for columns in OTHER_COLUMNS if columns != kept.columns)
+        logger.debug(
+            "%s: %s fills the %d-column console somewhere: reading it at %d columns too",
+            self.name,
+            command,
+            kept.columns,
+            other,
+        )
+        back = self.columns
+        if not self._set_columns(other):
+            raise SessionError(
+                f"{self.name}: {command} has a line that fills the {kept.columns}-column "
+                f"console, and the router refused 'console columns {other}' to read it again: "
+                "cannot tell where that line ends"
+            )
+        try:
+            second = self.run(command, timeout=timeout, unwrap=False)
+        finally:
+            self._set_columns(back)
+        if second.error is not None:
+            raise SessionError(f"{self.name}: {command} at {other} columns: {second.error}")
+        try:
+            return reconcile(kept.physical, kept.columns, _physical(second.output), other)
+        except AmbiguousWrap as exc:
+            raise SessionError(
+                f"{self.name}: {command}: cannot tell where the router's lines end: {exc}"
+            ) from None
 
     def forget_reads(self) -> None:
         """Drop every kept read: the next :meth:`read` asks the router."""
@@ -480,9 +579,14 @@ class RTXSession:
             self._reads.clear()
 
     def save(self, *, timeout: float | None = None) -> CommandResult:
-        """``save``, with the console settings put back first so they are not saved."""
-        self.restore_console()
-        return self.run("save", timeout=max(timeout or self.timeout, 60.0))
+        """``save``, with the console settings put back first so they are not saved, and set
+        again after it (the saved config is read back at the session's width, unpaged)."""
+        restored = self.restore_console()
+        try:
+            return self.run("save", timeout=max(timeout or self.timeout, 60.0))
+        finally:
+            if self._broken is None:
+                self._reapply_console(restored)
 
     # -- plumbing --------------------------------------------------------------------------
 
@@ -497,8 +601,11 @@ class RTXSession:
         if response.kind == "prompt":
             self.prompt = response.prompt
 
-    def _send_line(self, line: str, *, config_line: bool = False) -> None:
-        self._forget_after(line, config_line=config_line)
+    def _send_line(
+        self, line: str, *, config_line: bool = False, keeps_reads: bool = False
+    ) -> None:
+        if not keeps_reads:
+            self._forget_after(line, config_line=config_line)
         self._send(line.encode() + b"\r", shown=line)  # CR only: CR LF would be two Enters
 
     def _send(self, data: bytes, *, shown: str) -> None:

@@ -1,0 +1,209 @@
+"""What each router step will do, decided from what was read: refuse, nothing, or the change.
+
+The operations (:mod:`operations.rtx`) read the running config, the saved one and the config
+file number, hand them here, and act on the answer: log a refusal (and fail the host when
+executing), ``host.noop``, or print the diff and yield the driver's commit or save. Every rule
+about *whether* to change or save the router lives here or in :mod:`ipip6.rtx.commit`, none in
+the operations.
+
+Pure: no I/O.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ipip6.rtx import commit as gate
+from ipip6.rtx.config import (
+    OwnedSection,
+    RouterConfig,
+    compare,
+    desired_lines,
+    line_diff,
+    owned_view,
+    redact_line,
+)
+from ipip6.rtx.tunnel_slot import TunnelRefused, choose_tunnel, tunnel_use
+from ipip6.settings import RouterSettings
+from ipip6.tunnel_ping import TunnelPing, choose_address
+
+# No settings and nothing committed in this run: no owned lines, the whole config counts.
+WHOLE_CONFIG = OwnedSection(tunnel_number=0, tunnel_lines=(), global_lines=())
+
+
+@dataclass(frozen=True)
+class Step:
+    """``refusal``: fail the host with this, send nothing. ``noop``: nothing to do (why).
+    Otherwise the change: ``plan`` (tunnel) or a save of ``desired``."""
+
+    refusal: str | None = None
+    noop: str | None = None
+    desired: OwnedSection | None = None
+    plan: gate.Plan | None = None
+    warnings: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
+
+
+def _unknown_file(step: str) -> Step:
+    return Step(
+        refusal=(
+            "cannot tell which config file the router booted from (show environment printed "
+            f"no 'Config. file' this driver can read), so `save` and `show config N` could go "
+            f"to different files: {step}"
+        )
+    )
+
+
+def _unsaved_elsewhere(outside: list[str], config_file: int, what: str) -> str:
+    return (
+        "the router has unsaved changes outside the lines this deploy owns (show config vs "
+        f"show config {config_file}): {'; '.join(outside)}. Saving would write them too: "
+        f"`save` them or drop them (`restart`) first. {what}"
+    )
+
+
+def _owned_keys(settings: RouterSettings) -> tuple[str, ...]:
+    # The top-level lines owned do not depend on the tunnel number, only on the settings.
+    return desired_lines(settings, 1).global_keys
+
+
+def owned_section(settings: RouterSettings, running: RouterConfig) -> OwnedSection:
+    """The owned lines on this router: the settings with the tunnel number chosen from the
+    running config. Raises :class:`~ipip6.rtx.tunnel_slot.TunnelRefused`."""
+    number = choose_tunnel(
+        running,
+        wanted=settings.rtx_tunnel_number,
+        vps_ipv6=settings.vps_ipv6,
+        takeover=settings.rtx_tunnel_takeover,
+        owned_keys=_owned_keys(settings),
+    )
+    return desired_lines(settings, number)
+
+
+def tunnel_step(
+    settings: RouterSettings,
+    running: RouterConfig,
+    saved: RouterConfig | None,
+    config_file: int | None,
+) -> Step:
+    """The ``tunnel`` step: the candidate, or why there is none."""
+    try:
+        desired = owned_section(settings, running)
+    except TunnelRefused as exc:
+        return Step(refusal=str(exc))
+    if config_file is None:
+        return _unknown_file("nothing was changed")
+    plan = gate.Plan.make(running, desired)
+    warnings = []
+    if desired.takeover:
+        use = tunnel_use(running, desired.tunnel_number, settings.vps_ipv6, desired.global_keys)
+        if use.foreign:
+            warnings.append(
+                f"rtx_tunnel_takeover: replacing tunnel {desired.tunnel_number}; its lines "
+                "this deploy does not write are removed: "
+                + "; ".join(redact_line(line) for line in use.foreign)
+            )
+        if use.references:
+            warnings.append(
+                f"tunnel {desired.tunnel_number} is also used by (left as they are): "
+                + "; ".join(redact_line(line) for line in use.references)
+            )
+    if saved is not None:
+        outside = gate.unsaved_outside(running, saved, desired)
+        if outside:
+            return Step(
+                refusal=_unsaved_elsewhere(outside, config_file, "Nothing was changed"),
+                desired=desired,
+            )
+    if not plan.delta:
+        return Step(
+            noop=f"tunnel {desired.tunnel_number} to {settings.vps_ipv6} is already configured",
+            desired=desired,
+            warnings=tuple(warnings),
+        )
+    return Step(desired=desired, plan=plan, warnings=tuple(warnings))
+
+
+def save_step(
+    settings: RouterSettings | None,
+    running: RouterConfig,
+    saved: RouterConfig | None,
+    config_file: int | None,
+    *,
+    pending: gate.PendingCommit | None,
+    executing: bool,
+) -> Step:
+    """The ``save`` step: whether the flash needs writing, and of which owned lines."""
+    desired = None
+    if settings is not None:
+        try:
+            desired = owned_section(settings, running)
+        except TunnelRefused as exc:
+            return Step(refusal=str(exc).replace("Nothing was sent", "Not saved"))
+    if desired is None and pending is not None:
+        desired = pending.plan.desired
+    if config_file is None:
+        return _unknown_file("not saved")
+    if saved is None:
+        will_change = desired is not None and bool(compare(running, desired))
+        if pending is None and not will_change and settings is not None:
+            return Step(
+                noop=(
+                    f"cannot read the saved config (show config {config_file}): saving only "
+                    "after a change"
+                )
+            )
+        return Step(desired=desired)
+    scope = desired or WHOLE_CONFIG
+    if settings is not None:
+        outside = gate.unsaved_outside(running, saved, scope)
+        if outside:
+            return Step(refusal=_unsaved_elsewhere(outside, config_file, "Not saved"))
+    behind = not gate.saved_is_current(running, saved, scope)
+    # In a dry run the tunnel step has not run yet: a delta now means a save then.
+    coming = settings is not None and not executing and bool(compare(running, scope))
+    if not behind and not coming:
+        return Step(noop="the saved config is up to date")
+    notes = []
+    if behind and settings is not None and pending is None:
+        before, after = owned_view(saved, scope), owned_view(running, scope)
+        if before != after:
+            notes.append(
+                f"show config {config_file} lags behind the running config: "
+                + "; ".join(line_diff(before, after))
+            )
+    return Step(desired=desired, notes=tuple(notes))
+
+
+def tunnel_ping(
+    settings: RouterSettings,
+    running: RouterConfig,
+    vps_host: str | None,
+    tunnel_name: str | None,
+) -> tuple[TunnelPing | None, str | None, str | None]:
+    """(the check by traffic to make before saving, why saving is refused, a warning). No
+    check when the data turned it off, or when the VPS is managed elsewhere (with a warning
+    that says so); a refusal when there is nothing to ping and the data did not turn it off."""
+    if settings.rtx_verify_ping is False:
+        return None, None, None
+    if vps_host is None or tunnel_name is None:
+        why = (
+            "rtx_vps_managed_elsewhere: the VPS is not in this inventory"
+            if settings.rtx_vps_managed_elsewhere
+            else f"no VPS host with vps_ipv6 {settings.vps_ipv6} was given"
+        )
+        return None, None, f"{why}: saving without a check by traffic (only the router's own)"
+    address = choose_address(settings.rtx_verify_ping, running, settings.home_networks)
+    if address is None:
+        networks = ", ".join(map(str, settings.home_networks))
+        return (
+            None,
+            (
+                f"the router has no LAN address inside home_networks ({networks}) for the VPS "
+                "to ping, so the change cannot be verified by traffic: not saved. Set "
+                "rtx_verify_ping to a home address that answers ping (or to False to save "
+                "without a check by traffic)"
+            ),
+            None,
+        )
+    return TunnelPing(vps=vps_host, tunnel_name=tunnel_name, address=address), None, None

@@ -1,0 +1,144 @@
+"""Undo the router's hard wrap exactly, or say that one read cannot tell.
+
+The RTX console breaks every output line after ``columns - 1`` display columns (a full-width
+Japanese character takes two, and moves to the next line whole when only one column is left),
+even mid-token, with no marker. It breaks lazily, only when another character of the same line
+follows, so a line that ends exactly at the edge is followed by the next line and nothing else.
+That makes one read ambiguous wherever a physical line fills the width: either the logical line
+goes on, or it ended exactly there (a line of 199 characters at 200 columns, of 79 or 158 at 80).
+
+Two reads made at widths whose wrap lengths share no small multiple settle it: a logical line
+ends only where both reads break, and a break that is not full-width in either read is certain.
+Where both reads are full-width at the same place (a line of a length that is a multiple of
+both wrap lengths: 31,641 characters for 200 and 160 columns) nothing can tell, and
+:class:`AmbiguousWrap` is raised instead of a guess.
+
+Pure functions: the CLI session decides when to read again (:mod:`ipip6.rtx.session`).
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from collections.abc import Sequence
+
+
+class AmbiguousWrap(ValueError):
+    """The reads given cannot say where the router's lines end."""
+
+
+def char_width(char: str) -> int:
+    return 2 if unicodedata.east_asian_width(char) in "WF" else 1
+
+
+def display_width(text: str) -> int:
+    return sum(char_width(char) for char in text)
+
+
+def may_continue(line: str, following: str | None, columns: int) -> bool:
+    """Whether the break after physical ``line`` can be the console's wrap rather than the end
+    of a logical line: ``line`` fills the width (or leaves one column that the next, full-width,
+    character did not fit in), and a non-empty line follows."""
+    if not following:
+        return False  # a wrap always carries on with at least one character
+    width = display_width(line)
+    edge = columns - 1
+    return width >= edge or (width == edge - 1 and char_width(following[0]) == 2)
+
+
+def ambiguous_breaks(lines: Sequence[str], columns: int) -> list[int]:
+    """Indexes ``i`` of the lines whose break (between ``lines[i]`` and ``lines[i + 1]``) one
+    read cannot place."""
+    return [i for i in range(len(lines) - 1) if may_continue(lines[i], lines[i + 1], columns)]
+
+
+def unwrap_exact(lines: Sequence[str], columns: int) -> list[str] | None:
+    """The logical lines of one read, or None when a break in it is ambiguous (read again at
+    another width and call :func:`reconcile`)."""
+    if ambiguous_breaks(lines, columns):
+        return None
+    return list(lines)
+
+
+def unwrap_greedy(lines: Sequence[str], columns: int) -> list[str]:
+    """Join every line that may continue with the next one. A guess where a line ends exactly at
+    the edge: only for short outputs whose lines never do (status, environment), never for a
+    config (:func:`reconcile`)."""
+    out: list[str] = []
+    pending = ""
+    for i, line in enumerate(lines):
+        following = lines[i + 1] if i + 1 < len(lines) else None
+        if may_continue(line, following, columns):
+            pending += line
+            continue
+        out.append(pending + line)
+        pending = ""
+    if pending:
+        out.append(pending)
+    return out
+
+
+def _breaks(lines: Sequence[str], columns: int) -> tuple[str, dict[int, tuple[int, bool]]]:
+    """(the characters of all lines run together, {offset: (breaks there, whether the break
+    may be a wrap)}). Blank lines put several breaks at one offset; a break next to a blank line
+    is never a wrap (a wrap carries on with a character)."""
+    breaks: dict[int, tuple[int, bool]] = {}
+    offset = 0
+    for i, line in enumerate(lines[:-1]):
+        offset += len(line)
+        count, _ = breaks.get(offset, (0, False))
+        breaks[offset] = (count + 1, count == 0 and may_continue(line, lines[i + 1], columns))
+    return "".join(lines), breaks
+
+
+def _without_header(lines: Sequence[str], columns: int) -> tuple[list[str], list[str]]:
+    """(leading ``#`` comment lines, the rest): ``show config``'s header holds a date that
+    differs between two reads, so it is set apart before they are compared."""
+    lines = list(lines)
+    count = 0
+    while count < len(lines) and lines[count].lstrip().startswith("#"):
+        following = lines[count + 1] if count + 1 < len(lines) else None
+        if may_continue(lines[count], following, columns):
+            raise AmbiguousWrap(f"a header line of show config fills the {columns}-column console")
+        count += 1
+    return lines[:count], lines[count:]
+
+
+def reconcile(
+    first: Sequence[str], first_columns: int, second: Sequence[str], second_columns: int
+) -> list[str]:
+    """The logical lines, from two reads of the same output at different widths (the first
+    read's header lines are kept). Raises :class:`AmbiguousWrap` when the reads differ in
+    anything but the wrap and the header, or when a break is ambiguous in both."""
+    if first_columns == second_columns:
+        raise AmbiguousWrap("two reads at the same width cannot settle a wrap")
+    header, body = _without_header(first, first_columns)
+    _, other = _without_header(second, second_columns)
+    stream, breaks = _breaks(body, first_columns)
+    other_stream, other_breaks = _breaks(other, second_columns)
+    if stream != other_stream:
+        raise AmbiguousWrap("the two reads differ (the config changed between them?)")
+    if not body:
+        return header
+
+    lines: list[str] = []
+    start = 0
+    for offset in sorted(set(breaks) | set(other_breaks)):
+        count, maybe_wrap = breaks.get(offset, (0, True))
+        other_count, other_maybe_wrap = other_breaks.get(offset, (0, True))
+        if not count or not other_count:
+            # A break of one read only must be that read's wrap.
+            if not (maybe_wrap if count else other_maybe_wrap):
+                raise AmbiguousWrap("the two reads break lines at different places")
+            continue
+        if count != other_count:
+            raise AmbiguousWrap("the two reads have different blank lines")
+        if maybe_wrap and other_maybe_wrap:
+            raise AmbiguousWrap(
+                f"a line breaks at the edge of both a {first_columns}- and a "
+                f"{second_columns}-column console"
+            )
+        lines.append(stream[start:offset])
+        lines.extend([""] * (count - 1))
+        start = offset
+    lines.append(stream[start:])
+    return header + lines
