@@ -408,8 +408,11 @@ _SPEC_LIST: list[Spec] = [
         "tunnel encapsulation",
         ctx="tunnel",
         group="tunnel",
-        check=_enum("ipsec", "ipip", "l2tp", "l2tpv3", "gre"),
+        check=_enum("ipsec", "ipip", "l2tp", "l2tpv3", "gre", "map-e"),
     ),
+    # v6plus / OCN MAP-E, and IPsec: what tunnel 1 very often is on an IPoE line already.
+    S("tunnel map-e type", ctx="tunnel", group="tunnel"),
+    S("ipsec tunnel", ctx="tunnel", group="tunnel"),
     S("tunnel endpoint address", args=(1, 2), ctx="tunnel", group="tunnel", check=_endpoint),
     S("tunnel endpoint name", args=(1, 3), ctx="tunnel", group="tunnel"),
     S(
@@ -524,6 +527,7 @@ GROUPS: tuple[str, ...] = (
     "misc",
 )
 _GROUP_RANK = {g: i for i, g in enumerate(GROUPS)}
+_EMBEDDED = re.compile(r"embedded file \S+ <<(\S+)")
 #: Groups ordered by their first slot before the command (``ip lan1 …`` before ``ip lan2 …``).
 _SLOT_MAJOR = frozenset({"if", "nat"})
 _ENABLE_OF = {"pp disable {pn}": "pp enable {pn}", "tunnel disable {tn}": "tunnel enable {tn}"}
@@ -578,6 +582,9 @@ class RouterConfig:
         self.normalise_ipv6 = normalise_ipv6
         self.top: dict[_Key, Entry] = {}
         self.blocks: dict[tuple[str, int], dict[_Key, Entry]] = {}
+        #: ``embedded file NAME <<EOF`` … ``EOF`` (RTX1300 Lua scripts): header → content lines,
+        #: kept and printed byte for byte after the other lines.
+        self.embedded: dict[str, list[str]] = {}
         self._specs = tuple(
             s for s in SPECS if s.feature is None or s.feature in self.profile.features
         )
@@ -595,9 +602,22 @@ class RouterConfig:
         """
         cfg = cls(profile, normalise_ipv6=normalise_ipv6)
         ctx = NO_CONTEXT
+        body: list[str] | None = None
+        terminator = ""
         for no, raw in enumerate(text.splitlines(), 1):
+            if body is not None:
+                if raw.rstrip() == terminator:
+                    body = None
+                else:
+                    body.append(raw)
+                continue
             line = raw.strip()
             if not line or line.startswith("#"):
+                continue
+            embedded = _EMBEDDED.fullmatch(" ".join(line.split()))
+            if embedded:
+                body = cfg.embedded.setdefault(" ".join(line.split()), [])
+                terminator = embedded[1]
                 continue
             try:
                 ctx = cfg.apply(line, ctx).context
@@ -614,6 +634,7 @@ class RouterConfig:
             b: {k: replace(v, slots=list(v.slots), args=list(v.args)) for k, v in d.items()}
             for b, d in self.blocks.items()
         }
+        new.embedded = {header: list(body) for header, body in self.embedded.items()}
         return new
 
     # ---- queries
@@ -834,7 +855,10 @@ class RouterConfig:
             if block_lines:
                 items.append(((_GROUP_RANK[kind], (0, num, 0), 0, ()), block_lines))
         items.sort(key=lambda item: item[0])
-        return [line for _, lines in items for line in lines]
+        out = [line for _, lines in items for line in lines]
+        for header, body in self.embedded.items():
+            out += [header, *body, _EMBEDDED.fullmatch(header)[1]]  # type: ignore[index]
+        return out
 
     def text(self) -> str:
         body = self.lines()

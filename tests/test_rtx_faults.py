@@ -573,3 +573,105 @@ def test_gate_check_failing_on_an_earlier_runs_unsaved_change_goes_back_to_the_s
     assert not result.ok and result.restored, result.messages
     assert "the unsaved owned lines go back to the saved config's" in result.messages[0][1]
     assert fake.device.running.text() == fake.device.saved.text()
+
+
+# -- after save: the flash ends as before the run, or the run says precisely otherwise ----------
+
+
+class AfterSave:
+    """For ``fail_command`` / ``drop_on``: matches ``pattern`` once, and only after ``save`` was
+    received; ``action`` runs when it fires (a restart, a flash that did not take). With
+    ``fault=False`` it only runs the action and lets the command through."""
+
+    def __init__(self, pattern: str, action=None, *, fault: bool = True):
+        self.pattern = re.compile(pattern)
+        self.action = action
+        self.fault = fault
+        self.saved = False
+        self.fired = False
+
+    def search(self, command: str) -> bool:
+        if command == "save":
+            self.saved = True
+            return False
+        if self.fired or not self.saved or not self.pattern.search(command):
+            return False
+        self.fired = True
+        if self.action is not None:
+            self.action()
+        return self.fault
+
+
+def test_saved_config_that_cannot_be_read_back_is_restored_to_before(sims, tmp_path):
+    sim = sims("busy.txt")
+    sim.device.fail_command = AfterSave(r"^show config 0$")
+    before = sim.running_config_text
+    hosts = [router("home", sim)]
+
+    run = deploy(tmp_path, hosts, known=[sim])
+
+    assert sim.device.fail_command.fired
+    assert run.returncode != 0
+    lines = host_lines(run)
+    assert "after save, show config 0 could not be read back" in lines
+    assert "it holds the config from before this run" in lines
+    assert "nothing saved" not in lines  # save was sent: never said
+    assert sim.saved_config_text == before
+    assert sim.running_config_text == before
+    sim.device.fail_command = None
+    assert_converges(sim, tmp_path, hosts)
+
+
+def test_saved_config_that_differs_after_save_is_restored_to_before(sims, tmp_path):
+    sim = sims("busy.txt")
+    old = sim.device.saved.copy()
+
+    def flash_did_not_take() -> None:
+        with sim.device.lock:
+            sim.device.saved = old.copy()
+
+    sim.device.fail_command = AfterSave(r"^show config 0$", flash_did_not_take, fault=False)
+    before = sim.running_config_text
+    hosts = [router("home", sim)]
+
+    run = deploy(tmp_path, hosts, known=[sim])
+
+    assert run.returncode != 0
+    lines = host_lines(run)
+    assert "after save, show config 0 differs from the running config" in lines
+    assert "it holds the config from before this run" in lines
+    assert "nothing saved" not in lines
+    assert sim.saved_config_text == before
+    assert sim.running_config_text == before
+    sim.device.fail_command = None
+    assert_converges(sim, tmp_path, hosts)
+
+
+@pytest.mark.parametrize(
+    "fault",
+    ["connection-lost-at-read-back", "restart-at-read-back", "answer-to-save-lost"],
+)
+def test_save_that_went_through_before_a_fault_is_reported_as_saved(sims, tmp_path, fault):
+    sim = sims("busy.txt")
+    if fault == "connection-lost-at-read-back":
+        sim.device.drop_on = AfterSave(r"^show config 0$")
+    elif fault == "restart-at-read-back":
+        sim.device.drop_on = AfterSave(r"^show config 0$", sim.restart)
+    else:
+        sim.device.drop_after = re.compile(r"^save$")
+    hosts = [router("home", sim)]
+
+    run = deploy(tmp_path, hosts, known=[sim])
+
+    # The flash holds the checked change: the run says so, and that is what the router has.
+    assert run.returncode == 0, host_lines(run)
+    lines = host_lines(run)
+    assert "connection lost while saving" in lines
+    assert "the saved config holds the change all the same" in lines
+    assert owned_lines(sim) == OURS
+    assert sim.saved_config_text == sim.running_config_text
+    sim.device.drop_on = sim.device.drop_after = None
+    since = len(sim.command_log)
+    again = deploy(tmp_path, hosts, known=[sim])
+    assert again.returncode == 0
+    assert writes(sim, since) == []

@@ -511,6 +511,11 @@ class RTXConnector(BaseConnector):
                 result = self.session.read(line, timeout=wait)
             else:
                 result = self.session.run(line, timeout=wait, config_line=config_line)
+        except SessionError as exc:
+            # The router did not behave as documented (an unexpected question, output that
+            # cannot be read exactly): this line failed, the session is still usable.
+            message = self.scrub(str(exc).removeprefix(f"{self.host.name}: "))
+            result = CommandResult(line, "", message)
         except OSError as exc:
             # Same type (pyinfra and the commit gate tell transport faults by it), clean text;
             # the host name goes: whoever logs it puts the host's prefix in front.

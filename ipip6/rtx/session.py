@@ -65,6 +65,7 @@ _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b[()][A-Za-z0-9]|\x1b[=>]")
 _TAIL = 256  # bytes looked at when matching prompts and questions
 # The reads a session keeps (see RTXSession.read): the running config and a saved config file.
 KEPT_READ = re.compile(r"show config(?: (\d+))?")
+_CONSOLE_SETTING = re.compile(r"(?:no )?console (?:lines|columns)\b")
 
 
 # --------------------------------------------------------------------------------------------
@@ -283,6 +284,7 @@ class RTXSession:
         # Answers to KEPT_READ commands since the last command that could change them.
         self._reads: dict[str, _Read] = {}
         self._original_console: dict[str, str] = {}  # console lines of the config at login
+        self._user_read: _Read | None = None  # show config at ">", before the console was set
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -346,6 +348,9 @@ class RTXSession:
         # (verify_console's read at "#" is).
         result = self.run("show config", unwrap=False)
         if result.ok:
+            # At the router's own width: a second read for free where the one at "#" is
+            # ambiguous (as long as nothing but console settings is sent in between).
+            self._user_read = _Read(_physical(result.output), self.columns, None)
             self._before = self._console_settings(result.output)
             self._original_columns = _columns_value(self._before.get("console columns"))
             self.columns = self._original_columns
@@ -529,9 +534,27 @@ class RTXSession:
         return CommandResult(command, output, kept.error)
 
     def _exact_lines(self, command: str, kept: _Read, timeout: float | None) -> list[str]:
+        """The logical lines of a kept read, reading again at another width if it must: first
+        from what this session already has (the ``>`` read at the router's own width, or a
+        read at the session's width when the kept one was made before it was set), then by
+        changing the console's width for one more read."""
         lines = unwrap_exact(kept.physical, kept.columns)
         if lines is not None:
             return lines
+        if command == "show config" and self._user_read is not None:
+            if self._user_read.columns != kept.columns:
+                try:
+                    return _reconcile_without_console(
+                        kept.physical,
+                        kept.columns,
+                        self._user_read.physical,
+                        self._user_read.columns,
+                    )
+                except AmbiguousWrap:
+                    pass  # read once more below
+        if self.columns != kept.columns:
+            second = self.run(command, timeout=timeout, unwrap=False)
+            return self._reconciled(command, kept, second, self.columns)
         other = next(columns for columns in OTHER_COLUMNS if columns != kept.columns)
         logger.debug(
             "%s: %s fills the %d-column console somewhere: reading it at %d columns too",
@@ -551,10 +574,17 @@ class RTXSession:
             second = self.run(command, timeout=timeout, unwrap=False)
         finally:
             self._set_columns(back)
+        return self._reconciled(command, kept, second, other)
+
+    def _reconciled(
+        self, command: str, kept: _Read, second: CommandResult, columns: int
+    ) -> list[str]:
         if second.error is not None:
-            raise SessionError(f"{self.name}: {command} at {other} columns: {second.error}")
+            raise SessionError(f"{self.name}: {command} at {columns} columns: {second.error}")
         try:
-            return reconcile(kept.physical, kept.columns, _physical(second.output), other)
+            return _reconcile_without_console(
+                kept.physical, kept.columns, _physical(second.output), columns
+            )
         except AmbiguousWrap as exc:
             raise SessionError(
                 f"{self.name}: {command}: cannot tell where the router's lines end: {exc}"
@@ -567,8 +597,9 @@ class RTXSession:
     def _forget_after(self, line: str, *, config_line: bool = False) -> None:
         """Before ``line`` is sent: drop the kept reads it could make stale. A ``show`` changes
         nothing; a config line changes the running config only; anything else, anything."""
-        if line.split(" ", 1)[0] == "show":
-            return
+        if line.split(" ", 1)[0] == "show" or _CONSOLE_SETTING.match(line):
+            return  # reads nothing / changes only the session's own console lines
+        self._user_read = None
         if config_line:
             self._reads = {
                 command: result
@@ -688,6 +719,30 @@ class RTXSession:
             chunk = self._recv(min(remaining, 1.0))
             if chunk is not None:
                 buffer += chunk
+
+
+# The session's own console settings may differ between two reads (another `console columns`
+# for the second one, settings stored at ">"): those lines, and only those, are set aside.
+_CONSOLE_COLUMNS_LINE = re.compile(r"console (?:columns|lines) \S+")
+
+
+def _reconcile_without_console(
+    first: list[str], first_columns: int, second: list[str], second_columns: int
+) -> list[str]:
+    """:func:`ipip6.rtx.wrap.reconcile` with the console width and paging lines set aside in
+    both reads; the first read's are put back after the header (they never count as a change,
+    wherever they stand)."""
+    console = [line for line in first if _CONSOLE_COLUMNS_LINE.fullmatch(line)]
+    lines = reconcile(
+        [line for line in first if not _CONSOLE_COLUMNS_LINE.fullmatch(line)],
+        first_columns,
+        [line for line in second if not _CONSOLE_COLUMNS_LINE.fullmatch(line)],
+        second_columns,
+    )
+    header = 0
+    while header < len(lines) and lines[header].lstrip().startswith("#"):
+        header += 1
+    return lines[:header] + console + lines[header:]
 
 
 def _maybe_comment(buffer: bytes, prompt: str) -> bool:

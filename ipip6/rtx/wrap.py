@@ -92,15 +92,33 @@ def _breaks(lines: Sequence[str], columns: int) -> tuple[str, dict[int, tuple[in
 
 def _without_header(lines: Sequence[str], columns: int) -> tuple[list[str], list[str]]:
     """(leading ``#`` comment lines, the rest): ``show config``'s header holds a date that
-    differs between two reads, so it is set apart before they are compared."""
+    differs between two reads, so it is set apart before they are compared. A long header line
+    (``# main: … MAC-Address=…``) may wrap: its continuation belongs to the header as long as
+    another ``#`` line follows. Where the last header line fills the console, the header's end
+    cannot be told: :class:`AmbiguousWrap`."""
     lines = list(lines)
-    count = 0
-    while count < len(lines) and lines[count].lstrip().startswith("#"):
-        following = lines[count + 1] if count + 1 < len(lines) else None
-        if may_continue(lines[count], following, columns):
-            raise AmbiguousWrap(f"a header line of show config fills the {columns}-column console")
-        count += 1
-    return lines[:count], lines[count:]
+    end = 0  # lines[:end] is the header so far (ends with a "#" line)
+    i = 0
+    while i < len(lines):
+        if lines[i].lstrip().startswith("#"):
+            i += 1
+            end = i
+            continue
+        if i and may_continue(lines[i - 1], lines[i], columns):
+            i += 1  # maybe the rest of a wrapped header line: only if a "#" line follows
+            continue
+        break
+    if end and may_continue(lines[end - 1], lines[end] if end < len(lines) else None, columns):
+        raise AmbiguousWrap(
+            f"the last header line of show config fills the {columns}-column console"
+        )
+    header: list[str] = []
+    for line in lines[:end]:
+        if header and not line.lstrip().startswith("#"):
+            header[-1] += line  # a wrapped header line, joined (comments are not compared)
+        else:
+            header.append(line)
+    return header, lines[end:]
 
 
 def reconcile(
