@@ -175,12 +175,8 @@ def _save(
     ping: TunnelPing | None,
     check_tunnel: bool,
 ) -> bool:
-    driver = driver_of(host)
-    pending = driver.pending_commit
-    if desired is None:
-        desired = pending.plan.desired if pending is not None else decide.WHOLE_CONFIG
     verify = (lambda: _ping_from_vps(state, ping)) if ping is not None else None
-    result = driver.save(desired, running, saved, verify, check_tunnel=check_tunnel)
+    result = driver_of(host).save(desired, running, saved, verify, check_tunnel=check_tunnel)
     return _report(host, result)
 
 
@@ -286,7 +282,7 @@ def save(
         if ping is not None and host.state.config.DIFF:
             host.log(f"Before saving: {ping.describe()}", logger.info)
     # The router's own view of the tunnel is asked whenever this deploy's lines are saved.
-    check_tunnel = step.desired is not None and step.desired.tunnel_number > 0
+    check_tunnel = step.desired is not None
     with_reads = saved is not None
     yield FunctionCommand(
         _save,

@@ -80,7 +80,7 @@ def test_preview_shows_both_ends_and_changes_nothing(lab):
     assert f"Before saving: {PING}" in run.output
     assert "+ EncapsulationLimit=none" in run.output
     assert f"-o {VPS_UPLINK} -j MASQUERADE" in run.output
-    assert "+ tunnel endpoint address 2001:db8:1::1" in run.output
+    assert "+  tunnel endpoint address 2001:db8:1::1" in run.output  # pyinfra's diff layout
     assert lab.router_config_commands(mark) == []
     assert lab.sim.running_config_text == lab.sim.saved_config_text == saved
     assert lab.vps_sh(f"ip link show dev {TUNNEL_NAME} 2>&1 || true").startswith("Device")

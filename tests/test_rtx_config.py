@@ -477,3 +477,116 @@ def test_the_booted_config_file_in_every_form(lines, number):
     from ipip6.rtx.facts import config_file_number
 
     assert config_file_number(lines) == number
+
+
+# -- what other routers print and hold -------------------------------------------------------
+
+
+def test_embedded_file_is_kept_byte_for_byte():
+    lua = [
+        "embedded file status.lua <<EOF",
+        "-- # not a comment of the config",
+        "",
+        "  local x = 1",
+        " tunnel select 9",
+        "EOF",
+    ]
+    text = HEADER + "ip lan1 address 192.168.100.1/24\n" + "\n".join(lua) + "\ntunnel select 1\n"
+    config = RouterConfig.parse(text)
+    embedded = config.lines[1]
+    assert embedded.body == tuple(lua[1:-1])
+    assert config.block("tunnel select 1") is not None
+    assert config.block("tunnel select 9") is None  # content, not config
+    assert config.render().splitlines()[1:7] == lua
+
+
+def test_select_lines_open_a_top_level_section_whatever_their_indentation():
+    text = HEADER + (
+        "tunnel select 1\n tunnel encapsulation map-e\n"
+        " tunnel select 2\n  tunnel encapsulation ipip\n"  # indentation off
+    )
+    config = RouterConfig.parse(text)
+    assert [c.text for c in config.block("tunnel select 1").children] == [
+        "tunnel encapsulation map-e"
+    ]
+    assert [c.text for c in config.block("tunnel select 2").children] == [
+        "tunnel encapsulation ipip"
+    ]
+
+
+def test_model_and_revision_come_from_the_header():
+    config = RouterConfig.parse(HEADER + "ip lan1 address 192.168.100.1/24\n")
+    assert (config.model, config.revision) == ("RTX1210", "14.01.42")
+    assert RouterConfig.parse("ip lan1 address 192.168.100.1/24\n").model is None
+
+
+def test_remote_endpoint_form_is_the_same_setting():
+    running = RouterConfig.parse(
+        FACTORY + ours().replace("endpoint address", "endpoint remote address")
+    )
+    assert "tunnel endpoint remote address" in running.render()
+    assert not compare(running, owned_for(settings(rtx_default_route=False)))
+
+
+@pytest.mark.parametrize(
+    ("line", "shown"),
+    [
+        ("set PP1=msen:0123456789abcdef", "set <hidden>"),
+        ("ipsec ike local name 1 home key-id", "ipsec ike <hidden>"),
+        ("ipsec ike pre-shared-key 1 text s3cret", "ipsec ike <hidden>"),
+        ("snmpv2c community read-only public", "snmpv2c <hidden>"),
+        (" pp auth myname user@isp s3cret", " pp auth <hidden>"),
+        ("login user admin s3cret", "login <hidden>"),
+        ("ip route default gateway pp 1", "ip route default gateway pp 1"),
+    ],
+)
+def test_secrets_are_hidden_by_line_kind(line, shown):
+    from ipip6.rtx.config import redact_line
+
+    assert redact_line(line) == shown
+
+
+def test_embedded_content_never_shows_in_a_message():
+    from ipip6.rtx.config import line_diff, unowned_view
+
+    before = RouterConfig.parse("embedded file a.lua <<EOF\nlocal seed = 'abc'\nEOF\n")
+    after = RouterConfig.parse("embedded file a.lua <<EOF\nlocal seed = 'xyz'\nEOF\n")
+    owned = owned_for(settings())
+    diff = line_diff(unowned_view(before, owned), unowned_view(after, owned))
+    assert diff and not any("abc" in d or "xyz" in d for d in diff)
+
+
+@pytest.mark.parametrize(
+    ("output", "state"),
+    [
+        (
+            "TUNNEL[1]:\nDescription:\n  Interface type: IPIP\n  Tunnel interface is connected\n",
+            "up",
+        ),
+        (
+            "TUNNEL[1]:\n説明:\n  インタフェースの種類: IPIP\n"
+            "  トンネルインタフェースは接続されています\n",
+            "up",
+        ),
+        ("TUNNEL[1]:\nDescription:\n  Tunnel interface is not connected\n", "down"),
+        ("TUNNEL[1]:\n説明:\n  トンネルインタフェースは接続されていません\n", "down"),
+        ("TUNNEL[1]:\n  Current status is Online.\n", "up"),
+        ("TUNNEL[1]:\n  Current status is Offline.\n", "down"),
+        # the user's own words in the description are never read as a status
+        ("TUNNEL[1]:\nDescription: is connected\n  Interface type: IPIP\n", "unknown"),
+        ("TUNNEL[1]:\n  something else entirely\n", "unknown"),
+    ],
+)
+def test_tunnel_status_in_every_form(output, state):
+    from ipip6.rtx.status import parse_tunnel_status
+
+    status = parse_tunnel_status(1, output)
+    assert status.state == state
+    assert status.up == (state == "up")
+
+
+def test_tunnel_status_error_is_not_up():
+    from ipip6.rtx.status import parse_tunnel_status
+
+    status = parse_tunnel_status(1, "", "Error: Invalid command name")
+    assert not status.up and "Invalid command name" in status.summary()

@@ -49,6 +49,9 @@ from ipip6.rtx.session import CommandResult, SessionError
 # show in the running config during a session and never count as a change.
 SESSION_KEYS = ("console lines", "console columns")
 
+# No settings and nothing committed in this run: no owned lines, the whole config counts.
+WHOLE_CONFIG = OwnedSection(tunnel_number=0, tunnel_lines=(), global_lines=())
+
 # A lost connection, a timeout, a router that stopped following the CLI's rules.
 TRANSPORT_FAULTS = (OSError, EOFError, SessionError, ConnectError)
 

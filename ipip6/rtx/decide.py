@@ -27,8 +27,7 @@ from ipip6.rtx.tunnel_slot import TunnelRefused, choose_tunnel, tunnel_use
 from ipip6.settings import RouterSettings
 from ipip6.tunnel_ping import TunnelPing, choose_address
 
-# No settings and nothing committed in this run: no owned lines, the whole config counts.
-WHOLE_CONFIG = OwnedSection(tunnel_number=0, tunnel_lines=(), global_lines=())
+WHOLE_CONFIG = gate.WHOLE_CONFIG
 
 
 @dataclass(frozen=True)

@@ -99,7 +99,7 @@ class RTXDriver:
 
     def save(
         self,
-        desired: OwnedSection,
+        desired: OwnedSection | None,
         running: RouterConfig | None,
         saved: RouterConfig | None,
         verify: gate.Verify | None,
@@ -107,7 +107,13 @@ class RTXDriver:
         check_tunnel: bool,
     ) -> gate.Result:
         """Check on the router (the tunnel is up) and by traffic (``verify``), then ``save``
-        and read the saved config back; anything failing restores what the router had."""
+        and read the saved config back; anything failing restores what the router had.
+        ``desired`` None: the lines this run committed, if any, else the whole config (no
+        owned lines, no tunnel to check)."""
+        if desired is None and self.pending_commit is not None:
+            desired = self.pending_commit.plan.desired
+        if desired is None:
+            desired, check_tunnel = gate.WHOLE_CONFIG, False
         number = self.config_file()
         if number is None:
             result = gate.Result(ok=False)

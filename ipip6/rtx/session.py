@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from ipip6.rtx.config import DEFAULT_CONSOLE_COLUMNS, line_key, normalise_line
-from ipip6.rtx.wrap import AmbiguousWrap, reconcile, unwrap_exact, unwrap_greedy
+from ipip6.rtx.wrap import AmbiguousWrap, reconcile_reads, unwrap_exact, unwrap_greedy
 
 logger = logging.getLogger(__name__)
 
@@ -48,9 +48,9 @@ SESSION_SETTINGS = (
     ("console lines", "console lines infinity"),
     ("console columns", f"console columns {SESSION_COLUMNS}"),
 )
-# Where a config read fills the console's width somewhere, it is read once more at another
-# width to tell wraps from line ends (see ipip6.rtx.wrap): 159 and 199 share no small multiple.
-OTHER_COLUMNS = (160, SESSION_COLUMNS)
+# Where a config read fills the console's width somewhere, it is read again at other widths to
+# tell wraps from line ends (see ipip6.rtx.wrap): 79, 119, 159 and 199 share no small multiple.
+OTHER_COLUMNS = (SESSION_COLUMNS, 160, 120)
 
 # A prompt is the last line of the buffer and ends in "> " or "# ". Anchored at the very end
 # (\Z): a "# " comment line in the middle of `show config` output must never count.
@@ -534,61 +534,52 @@ class RTXSession:
         return CommandResult(command, output, kept.error)
 
     def _exact_lines(self, command: str, kept: _Read, timeout: float | None) -> list[str]:
-        """The logical lines of a kept read, reading again at another width if it must: first
-        from what this session already has (the ``>`` read at the router's own width, or a
-        read at the session's width when the kept one was made before it was set), then by
-        changing the console's width for one more read."""
+        """The logical lines of a kept read, reading again at other widths if it must: first
+        what this session has anyway (the ``>`` read at the router's own width; a read at the
+        session's width when the kept one was made before it was set), then by changing the
+        console's width for one more read, up to three reads in all."""
         lines = unwrap_exact(kept.physical, kept.columns)
         if lines is not None:
             return lines
-        if command == "show config" and self._user_read is not None:
-            if self._user_read.columns != kept.columns:
-                try:
-                    return _reconcile_without_console(
-                        kept.physical,
-                        kept.columns,
-                        self._user_read.physical,
-                        self._user_read.columns,
-                    )
-                except AmbiguousWrap:
-                    pass  # read once more below
-        if self.columns != kept.columns:
-            second = self.run(command, timeout=timeout, unwrap=False)
-            return self._reconciled(command, kept, second, self.columns)
-        other = next(columns for columns in OTHER_COLUMNS if columns != kept.columns)
-        logger.debug(
-            "%s: %s fills the %d-column console somewhere: reading it at %d columns too",
-            self.name,
-            command,
-            kept.columns,
-            other,
+        reads = [(kept.physical, kept.columns)]
+        problem = "one read cannot tell"
+        user = self._user_read if command == "show config" else None
+        if user is not None and user.columns != kept.columns:
+            try:
+                return _reconcile_without_console([*reads, (user.physical, user.columns)])
+            except AmbiguousWrap:
+                pass  # maybe made before something changed: not used further
+        widths = [self.columns] if self.columns != kept.columns else []
+        widths += [c for c in OTHER_COLUMNS if c not in (kept.columns, self.columns)]
+        for columns in widths[:2]:
+            second = self._read_at(command, columns, timeout)
+            if second.error is not None:
+                raise SessionError(f"{self.name}: {command} at {columns} columns: {second.error}")
+            reads.append((_physical(second.output), columns))
+            try:
+                return _reconcile_without_console(reads)
+            except AmbiguousWrap as exc:
+                problem = str(exc)
+        raise SessionError(
+            f"{self.name}: {command}: cannot tell where the router's lines end: {problem}"
         )
+
+    def _read_at(self, command: str, columns: int, timeout: float | None) -> CommandResult:
+        """``command`` printed at ``columns`` (the console's width changed for it, then back)."""
+        if columns == self.columns:
+            return self.run(command, timeout=timeout, unwrap=False)
+        logger.debug("%s: reading %s at %d columns too", self.name, command, columns)
         back = self.columns
-        if not self._set_columns(other):
+        if not self._set_columns(columns):
             raise SessionError(
-                f"{self.name}: {command} has a line that fills the {kept.columns}-column "
-                f"console, and the router refused 'console columns {other}' to read it again: "
-                "cannot tell where that line ends"
+                f"{self.name}: {command} has a line that fills the console, and the router "
+                f"refused 'console columns {columns}' to read it again: cannot tell where that "
+                "line ends"
             )
         try:
-            second = self.run(command, timeout=timeout, unwrap=False)
+            return self.run(command, timeout=timeout, unwrap=False)
         finally:
             self._set_columns(back)
-        return self._reconciled(command, kept, second, other)
-
-    def _reconciled(
-        self, command: str, kept: _Read, second: CommandResult, columns: int
-    ) -> list[str]:
-        if second.error is not None:
-            raise SessionError(f"{self.name}: {command} at {columns} columns: {second.error}")
-        try:
-            return _reconcile_without_console(
-                kept.physical, kept.columns, _physical(second.output), columns
-            )
-        except AmbiguousWrap as exc:
-            raise SessionError(
-                f"{self.name}: {command}: cannot tell where the router's lines end: {exc}"
-            ) from None
 
     def forget_reads(self) -> None:
         """Drop every kept read: the next :meth:`read` asks the router."""
@@ -726,18 +717,16 @@ class RTXSession:
 _CONSOLE_COLUMNS_LINE = re.compile(r"console (?:columns|lines) \S+")
 
 
-def _reconcile_without_console(
-    first: list[str], first_columns: int, second: list[str], second_columns: int
-) -> list[str]:
-    """:func:`ipip6.rtx.wrap.reconcile` with the console width and paging lines set aside in
-    both reads; the first read's are put back after the header (they never count as a change,
-    wherever they stand)."""
-    console = [line for line in first if _CONSOLE_COLUMNS_LINE.fullmatch(line)]
-    lines = reconcile(
-        [line for line in first if not _CONSOLE_COLUMNS_LINE.fullmatch(line)],
-        first_columns,
-        [line for line in second if not _CONSOLE_COLUMNS_LINE.fullmatch(line)],
-        second_columns,
+def _reconcile_without_console(reads: list[tuple[list[str], int]]) -> list[str]:
+    """:func:`ipip6.rtx.wrap.reconcile_reads` with the console width and paging lines set aside
+    in every read; the first read's are put back after the header (they never count as a
+    change, wherever they stand)."""
+    console = [line for line in reads[0][0] if _CONSOLE_COLUMNS_LINE.fullmatch(line)]
+    lines = reconcile_reads(
+        [
+            ([line for line in physical if not _CONSOLE_COLUMNS_LINE.fullmatch(line)], columns)
+            for physical, columns in reads
+        ]
     )
     header = 0
     while header < len(lines) and lines[header].lstrip().startswith("#"):

@@ -46,7 +46,7 @@ _SEARCH_LIMIT = 3000  # the CLI's own range for tunnel numbers
 
 # A tunnel named outside its block: `gateway tunnel 1`, `tunnel enable 1` in a schedule,
 # `bridge member bridge1 lan1 tunnel1`, `pp bind tunnel1-tunnel3` (a range).
-_SPACED = re.compile(r"(?<![\w-])tunnel (\d+)(?:-(\d+))?(?![\w.])")
+_SPACED = re.compile(r"(?<![\w-])tunnel (?:(?:enable|disable) )?(\d+)(?:-(\d+))?(?![\w.])")
 _JOINED = re.compile(r"(?<![\w-])tunnel(\d+)(?:-tunnel(\d+))?(?![\w.])")
 
 

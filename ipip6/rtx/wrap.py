@@ -125,38 +125,46 @@ def reconcile(
     first: Sequence[str], first_columns: int, second: Sequence[str], second_columns: int
 ) -> list[str]:
     """The logical lines, from two reads of the same output at different widths (the first
-    read's header lines are kept). Raises :class:`AmbiguousWrap` when the reads differ in
-    anything but the wrap and the header, or when a break is ambiguous in both."""
-    if first_columns == second_columns:
-        raise AmbiguousWrap("two reads at the same width cannot settle a wrap")
-    header, body = _without_header(first, first_columns)
-    _, other = _without_header(second, second_columns)
-    stream, breaks = _breaks(body, first_columns)
-    other_stream, other_breaks = _breaks(other, second_columns)
-    if stream != other_stream:
-        raise AmbiguousWrap("the two reads differ (the config changed between them?)")
+    read's header lines are kept). See :func:`reconcile_reads`."""
+    return reconcile_reads([(first, first_columns), (second, second_columns)])
+
+
+def reconcile_reads(reads: Sequence[tuple[Sequence[str], int]]) -> list[str]:
+    """The logical lines, from reads of the same output at different widths (the first read's
+    header lines are kept). A logical line ends where every read breaks and at least one of
+    them cannot be wrapping there. Raises :class:`AmbiguousWrap` when the reads differ in
+    anything but the wrap and the header, or when a break may be a wrap in every read."""
+    widths = [columns for _, columns in reads]
+    if len(set(widths)) != len(widths) or len(reads) < 2:
+        raise AmbiguousWrap("reads at the same width cannot settle a wrap")
+    header, body = _without_header(reads[0][0], widths[0])
+    parsed = [_breaks(_without_header(lines, columns)[1], columns) for lines, columns in reads]
+    stream = parsed[0][0]
+    if any(other != stream for other, _ in parsed[1:]):
+        raise AmbiguousWrap("the reads differ (the config changed between them?)")
     if not body:
         return header
 
     lines: list[str] = []
     start = 0
-    for offset in sorted(set(breaks) | set(other_breaks)):
-        count, maybe_wrap = breaks.get(offset, (0, True))
-        other_count, other_maybe_wrap = other_breaks.get(offset, (0, True))
-        if not count or not other_count:
-            # A break of one read only must be that read's wrap.
-            if not (maybe_wrap if count else other_maybe_wrap):
-                raise AmbiguousWrap("the two reads break lines at different places")
+    for offset in sorted({offset for _, breaks in parsed for offset in breaks}):
+        seen = [breaks.get(offset) for _, breaks in parsed]
+        if any(entry is None for entry in seen):
+            # Not a break in some read: a wrap wherever it is one.
+            if any(entry is not None and not entry[1] for entry in seen):
+                raise AmbiguousWrap("the reads break lines at different places")
             continue
-        if count != other_count:
-            raise AmbiguousWrap("the two reads have different blank lines")
-        if maybe_wrap and other_maybe_wrap:
+        counts = {entry[0] for entry in seen if entry is not None}
+        if len(counts) != 1:
+            raise AmbiguousWrap("the reads have different blank lines")
+        if all(entry is not None and entry[1] for entry in seen):
             raise AmbiguousWrap(
-                f"a line breaks at the edge of both a {first_columns}- and a "
-                f"{second_columns}-column console"
+                "a line breaks at the edge of the console at each of "
+                + ", ".join(f"{columns}" for columns in widths)
+                + " columns"
             )
         lines.append(stream[start:offset])
-        lines.extend([""] * (count - 1))
+        lines.extend([""] * (counts.pop() - 1))
         start = offset
     lines.append(stream[start:])
     return header + lines
