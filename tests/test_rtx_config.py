@@ -468,6 +468,8 @@ def test_compare_other_tunnel_numbers(number):
         (["デフォルト設定ファイル: config0", "設定ファイル: config1"], 1),
         # only the next boot's file: not what save writes, so not known
         (["Default config. file: 1"], None),
+        (["Default  config file: 1", "Config file: 2"], 2),  # another spelling
+        (["DEFAULT CONFIG. FILE: config1  CONFIG. FILE: config2"], 2),
         # a sub-file is not file 1: not known, never misread
         (["Firmware: exec0  Config. file: config1.2"], None),
         ([], None),
@@ -572,6 +574,9 @@ def test_embedded_content_never_shows_in_a_message():
         ("TUNNEL[1]:\n説明:\n  トンネルインタフェースは接続されていません\n", "down"),
         ("TUNNEL[1]:\n  Current status is Online.\n", "up"),
         ("TUNNEL[1]:\n  Current status is Offline.\n", "down"),
+        ("TUNNEL[1]:\n  Status: up\n", "up"),
+        ("TUNNEL[1]:\n  Status: down (keepalive)\n", "down"),
+        ("TUNNEL[1]: disabled\n", "down"),
         # the user's own words in the description are never read as a status
         ("TUNNEL[1]:\nDescription: is connected\n  Interface type: IPIP\n", "unknown"),
         ("TUNNEL[1]:\n  something else entirely\n", "unknown"),

@@ -164,3 +164,27 @@ def test_a_third_width_settles_what_two_cannot():
                 three += 1
     assert two > 0  # the case is real
     assert three < two / 10
+
+
+def printed_eagerly(lines: list[str], columns: int) -> list[str]:
+    """A console that wraps as soon as the edge is reached: a line that ends exactly there is
+    followed by an empty line."""
+    out = []
+    for text in lines:
+        pieces = printed([text], columns)
+        out.extend(pieces)
+        if text and display_width(pieces[-1]) == columns - 1:
+            out.append("")
+    return out
+
+
+@pytest.mark.parametrize("length", [79, 158, 199, 250, 398])
+def test_a_console_that_wraps_eagerly_is_read_exactly_too(length):
+    logical = [*HEADER, "login user admin *", line(length), "ip route default gateway pp 1"]
+    for first, second in ((200, 160), (80, 200)):
+        got = reconcile(
+            printed_eagerly(logical, first), first, printed_eagerly(logical, second), second
+        )
+        # The only difference an eager console makes is an empty line, which a config never
+        # holds outside an embedded file (the parser drops it).
+        assert [x for x in got if x] == logical

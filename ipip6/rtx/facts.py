@@ -21,9 +21,10 @@ from ipip6.rtx.config import RouterConfig
 # "Default config. file: …" (the file for the next boot), whatever its case. A sub-file
 # ("config0.1", RTX1210 and later) is not file 0: not matched rather than misread.
 _CONFIG_FILE = re.compile(
-    r"(?<![A-Za-z])(?<!Default )(?<!default )"
-    r"(?:Config\. file|(?<!デフォルト)(?:起動時)?設定ファイル)\s*[:：]\s*(?:config)?(\d+)(?![\d.])",
+    r"(?<![A-Za-z])(?:Config\.?\s*file|(?:起動時)?設定ファイル)\s*[:：]\s*(?:config)?(\d+)(?![\d.])",
+    re.IGNORECASE,
 )
+_DEFAULT_BEFORE = re.compile(r"(?:default|デフォルト)\s*$", re.IGNORECASE)
 
 
 class RunningConfig(FactBase[RouterConfig | None]):
@@ -68,9 +69,9 @@ class StartupConfigFile(FactBase["int | None"]):
 def config_file_number(show_environment: list[str]) -> int | None:
     """``Config. file: N`` from ``show environment`` output (None when not found)."""
     for line in show_environment:
-        match = _CONFIG_FILE.search(line)
-        if match:
-            return int(match.group(1))
+        for match in _CONFIG_FILE.finditer(line):
+            if not _DEFAULT_BEFORE.search(line[: match.start()]):
+                return int(match.group(1))
     return None
 
 

@@ -15,9 +15,11 @@ The RTX prints, in the console's language::
       ...
 
 and "… is not connected" / "…接続されていません" when the tunnel is disabled or has no
-endpoint. IPsec-style status lines ("Current status is Online/Offline") are read too. Anything
-that says neither is *unknown*, which never counts as up: the change is then not saved, and the
-message shows what the router printed so that a firmware with other words can be taught here.
+endpoint. IPsec-style status lines ("Current status is Online/Offline") and plain "up"/"down"
+are read too; a line saying down wins over one saying up. Anything that says neither is
+*unknown*, which never counts as up (the driver then relies on the check by traffic, or saves
+nothing without one), and the message shows what the router printed so that a firmware with
+other words can be taught here.
 
 Pure: the driver sends the command (:mod:`ipip6.rtx.driver`).
 """
@@ -29,12 +31,11 @@ from dataclasses import dataclass
 
 # Down first: "not connected" contains "connected".
 _DOWN = re.compile(
-    r"not\s+connected|disconnected|接続されていません|未接続|status\s+is\s+offline|\boffline\b"
-    r"|\bis\s+down\b|\bdisabled?\b|無効",
+    r"not\s+connected|disconnected|接続されていません|未接続|\boffline\b|\bdown\b|\bdisabled?\b|無効",
     re.IGNORECASE,
 )
 _UP = re.compile(
-    r"\bis\s+connected\b|接続されています|接続中|status\s+is\s+online|\bonline\b|\bis\s+up\b",
+    r"\bconnected\b|接続されています|接続中|\bonline\b|\bup\b|\bestablished\b",
     re.IGNORECASE,
 )
 _DESCRIPTION = re.compile(r"(?:Description|説明)\s*[:：]", re.IGNORECASE)

@@ -77,6 +77,18 @@ def unwrap_greedy(lines: Sequence[str], columns: int) -> list[str]:
     return out
 
 
+def _fills(lines: Sequence[str], offset: int, columns: int) -> bool:
+    """Whether the physical line ending at character ``offset`` fills the console's width."""
+    position = 0
+    for line in lines:
+        position += len(line)
+        if position == offset and line:
+            return display_width(line) >= columns - 2
+        if position > offset:
+            return False
+    return False
+
+
 def _breaks(lines: Sequence[str], columns: int) -> tuple[str, dict[int, tuple[int, bool]]]:
     """(the characters of all lines run together, {offset: (breaks there, whether the break
     may be a wrap)}). Blank lines put several breaks at one offset; a break next to a blank line
@@ -138,7 +150,8 @@ def reconcile_reads(reads: Sequence[tuple[Sequence[str], int]]) -> list[str]:
     if len(set(widths)) != len(widths) or len(reads) < 2:
         raise AmbiguousWrap("reads at the same width cannot settle a wrap")
     header, body = _without_header(reads[0][0], widths[0])
-    parsed = [_breaks(_without_header(lines, columns)[1], columns) for lines, columns in reads]
+    parsed_lines = [_without_header(lines, columns)[1] for lines, columns in reads]
+    parsed = [_breaks(lines, columns) for lines, columns in zip(parsed_lines, widths, strict=True)]
     stream = parsed[0][0]
     if any(other != stream for other, _ in parsed[1:]):
         raise AmbiguousWrap("the reads differ (the config changed between them?)")
@@ -156,7 +169,14 @@ def reconcile_reads(reads: Sequence[tuple[Sequence[str], int]]) -> list[str]:
             continue
         counts = {entry[0] for entry in seen if entry is not None}
         if len(counts) != 1:
-            raise AmbiguousWrap("the reads have different blank lines")
+            # A console that wraps eagerly prints an empty line after a line that ends right
+            # at its edge; only there may one read have a blank line more than another.
+            fewest = min(counts)
+            extra = [i for i, entry in enumerate(seen) if entry is not None and entry[0] > fewest]
+            if not all(_fills(parsed_lines[i], offset, widths[i]) for i in extra):
+                raise AmbiguousWrap("the reads have different blank lines")
+            counts = {fewest}
+            seen = [(fewest, False)] * len(seen)
         if all(entry is not None and entry[1] for entry in seen):
             raise AmbiguousWrap(
                 "a line breaks at the edge of the console at each of "
