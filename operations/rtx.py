@@ -211,8 +211,8 @@ def save(
 ) -> Generator[FunctionCommand, None, None]:
     """
     Write the running config to flash (``save``) when the saved config differs from it, then
-    read the saved config back to check; with ``verify_from``, check the tunnel by traffic
-    first.
+    read the saved config back to check. Before that the router is asked whether the tunnel is
+    up (``show status tunnel N``) and, with ``verify_from``, the tunnel is checked by traffic.
 
     + settings: the router's :class:`~ipip6.settings.RouterSettings`. With them, unsaved
       changes to lines the deploy does not own are refused (they would be saved too), and a dry
@@ -229,10 +229,12 @@ def save(
 
     The saved config is ``show config N``, N the file the router booted from (``show
     environment``). If the router cannot show it, ``save`` runs only after :func:`tunnel`
-    changed something (or always, without ``settings``). The connector puts back the console
-    settings it changed for its own session first, so they are never saved. If saving fails
-    (an error line, a lost connection, a router that restarted), the change :func:`tunnel`
-    committed in this run is rolled back and the host fails.
+    changed something (or always, without ``settings``). The session puts back the console
+    settings it changed for itself first, so they are never saved. If saving fails (an error
+    line, a lost connection, a router that restarted), the change :func:`tunnel` committed in
+    this run is rolled back and the host fails; once ``save`` was sent, the flash is looked at
+    on a new connection and restored to the saved config from before the run unless it holds
+    the checked change (see :func:`ipip6.rtx.commit.save`).
 
     **Example:**
 
@@ -282,16 +284,7 @@ def save(
         if ping is not None and host.state.config.DIFF:
             host.log(f"Before saving: {ping.describe()}", logger.info)
     # The router's own view of the tunnel is asked whenever this deploy's lines are saved.
+    # Without a saved config to compare with, nothing is read back after the save.
     check_tunnel = step.desired is not None
-    with_reads = saved is not None
-    yield FunctionCommand(
-        _save,
-        (
-            step.desired,
-            running if with_reads else None,
-            saved if with_reads else None,
-            ping,
-            check_tunnel,
-        ),
-        {},
-    )
+    running_then = running if saved is not None else None
+    yield FunctionCommand(_save, (step.desired, running_then, saved, ping, check_tunnel), {})

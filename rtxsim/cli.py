@@ -89,6 +89,8 @@ class Device:
         self.console_needs_admin = console_needs_admin
         #: Fault: `show status tunnel N` says not connected whatever the config.
         self.tunnel_down = tunnel_down
+        #: Other firmware: `show status tunnel N` prints these lines instead.
+        self.tunnel_status_text: list[str] | None = None
         self.dirty_on_console_commands = dirty_on_console_commands
         self.dirty_on_same_value = dirty_on_same_value
         self.user_console_commands_change_config = user_console_commands_change_config
@@ -253,6 +255,8 @@ class Device:
     def tunnel_status_lines(self, number: int, *, japanese: bool) -> list[str]:
         """``show status tunnel N``: connected when the block has an encapsulation, an endpoint
         and ``tunnel enable N`` (an ipip tunnel has no handshake), unless ``tunnel_down``."""
+        if self.tunnel_status_text is not None:
+            return list(self.tunnel_status_text)
         with self.lock:
             children = [line.strip() for line in self.running.block_lines("tunnel", number)[1:]]
         encapsulation = next(

@@ -66,6 +66,11 @@ NO_CONTEXT = Context()
 
 _TOKEN = re.compile(r"\"[^\"]*\"|'[^']*'|\S+")
 _LAN = re.compile(r"lan(\d+)")
+# Interfaces an address can sit on: a LAN port, a VLAN on it (`lan1.1` on newer models,
+# `lan1/1` on RTX1200), a bridge, a VLAN interface.
+_IF_NAME = re.compile(
+    r"lan(?P<lan>\d+)(?:[./](?P<sub>\d+))?|bridge(?P<bridge>\d+)|vlan(?P<vlan>\d+)"
+)
 _INT = re.compile(r"\d+")
 _INT_MAX = 2147483647
 
@@ -352,6 +357,7 @@ _SPEC_LIST: list[Spec] = [
     S("ipv6 prefix {n}", args=(1, None), group="ipv6 prefix"),
     # --- LAN interfaces: all lines of lan1, then lan2, ... (ip before ipv6)
     S("description {if}", args=(1, None), group="if"),
+    S("bridge member {if}", args=(1, None), group="if"),
     S("ip {if} address", args=(1, 2), group="if", check=_address4),
     S("ip {if} mtu", group="if", check=_int_range(64, 1500)),
     S("ip {if} proxyarp", group="if", default=("off",), check=_ONOFF),
@@ -823,8 +829,15 @@ class RouterConfig:
                 raise _err("range", value)
             return int(value), (0, int(value), 0)
         if kind == "if":
-            idx = self.lan_index(value)
-            return value, (0, idx, 0)
+            m = _IF_NAME.fullmatch(value)
+            if m is None:
+                raise _err("keyword", value)
+            if m["lan"] is not None:
+                idx = self.lan_index(f"lan{m['lan']}")
+                return value, (0, idx, int(m["sub"] or 0))
+            if m["bridge"] is not None:
+                return value, (1, int(m["bridge"]), 0)
+            return value, (2, int(m["vlan"]), 0)
         if kind in ("net", "v6net"):
             if value == "default":
                 return value, (-1, 0, 0)
@@ -899,7 +912,7 @@ def _slot_words(spec: Spec) -> list[str]:
     return [w for w in spec.words if w.startswith("{")]
 
 
-_SLOT_SHAPE = {"if": _LAN}
+_SLOT_SHAPE = {"if": _IF_NAME}
 
 
 def _word_match(word: str, token: str) -> bool:

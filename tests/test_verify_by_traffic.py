@@ -12,6 +12,7 @@ import pytest
 
 from lab.pyinfra_cli import DeployRun, run_pyinfra, write_inventory
 from rtxsim import Simulator
+from tests.simulators import CONFIGS
 from tests.test_rtx_deploy import (
     OURS,
     ROUTER,
@@ -185,3 +186,48 @@ def test_without_a_lan_address_at_home_nothing_is_saved(sims, tmp_path):
     assert run.ok, run
     assert pings(run) == []
     assert sim.running_config_text == sim.saved_config_text != factory
+
+
+@pytest.mark.parametrize(
+    ("lan_lines", "address"),
+    [
+        # the LAN as a bridge of lan1 and lan2
+        (
+            "bridge member bridge1 lan1 lan2\nip bridge1 address 192.168.100.254/24",
+            "192.168.100.254",
+        ),
+        # the LAN on a VLAN of lan1 (newer models), another VLAN outside home_networks first
+        ("ip lan1.2 address 192.0.2.1/24\nip lan1.1 address 192.168.100.1/24", "192.168.100.1"),
+    ],
+    ids=["bridge", "vlan"],
+)
+def test_the_ping_target_is_found_on_a_bridge_or_a_vlan(sims, tmp_path, lan_lines, address):
+    factory = (CONFIGS / "factory.txt").read_text()
+    sim = sims(factory.replace("ip lan1 address 192.168.100.1/24", lan_lines))
+    run = deploy(tmp_path, sim, REPLIES)
+    assert run.ok, run
+    assert pings(run) and pings(run)[0].endswith(f"-I tun-home {address}")
+    assert f"verified by traffic: ping {address} from {VPS_HOST} through tun-home" in run.output
+    assert owned_lines(sim) == OURS
+    assert sim.running_config_text == sim.saved_config_text
+
+
+def test_a_tunnel_status_in_unknown_words_leaves_the_decision_to_the_ping(sims, tmp_path):
+    sim = sims("factory.txt")
+    sim.device.tunnel_status_text = ["TUNNEL[1]:", "  Zustand: verbunden"]
+    run = deploy(tmp_path, sim, REPLIES)
+    assert run.ok, run
+    assert "did not say whether the tunnel is connected" in run.output
+    assert "the check by traffic decides" in run.output
+    assert owned_lines(sim) == OURS and sim.running_config_text == sim.saved_config_text
+
+
+def test_a_tunnel_status_in_unknown_words_is_no_proof_on_its_own(sims, tmp_path):
+    sim = sims("factory.txt")
+    factory = sim.saved_config_text
+    sim.device.tunnel_status_text = ["TUNNEL[1]:", "  Zustand: verbunden"]
+    run = deploy(tmp_path, sim, REPLIES, rtx_verify_ping=False)
+    assert not run.ok
+    assert "router check failed: show status tunnel 1 did not say" in run.output
+    assert "save" not in writes(sim)
+    assert sim.running_config_text == sim.saved_config_text == factory

@@ -18,14 +18,22 @@ previous lines before ``save`` and before leaving administrator mode (so they ar
 to flash). The language (``console character``) is left alone: Japanese messages are decoded
 and matched instead.
 
+Config reads are exact (:mod:`ipip6.rtx.wrap`): a read that fills the console's width somewhere
+is read again at other widths (the ``>`` read at the router's own width first, when it can
+serve) until every line end is certain, or the read fails; never a guess. After ``save`` the
+console settings put back before it are set again, so the saved config is read back unpaged
+at the session's width.
+
 Config reads are kept. The ``show config`` read at ``#`` that checks the console settings is the
 running config as well, and any later ``show config`` / ``show config N`` is kept too:
 :meth:`RTXSession.read` hands the kept answer back instead of asking the router again, until a
-command that is not ``show …`` is sent. Then the running config read is dropped; the saved ones
-(``show config N``) only survive lines the caller vouches for as config lines, which change the
-running config only (never ``save``). So a deploy with nothing to change reads the running config
-once at ``#`` and each saved config once, whatever number of facts ask for them. (The read at
-``>``, made at the router's own width before the console is set up, is never handed out.)
+command that is neither ``show …`` nor one of the session's console settings is sent. Then the
+running config read is dropped; the saved ones (``show config N``) only survive lines the caller
+vouches for as config lines, which change the running config only (never ``save``). So a deploy
+with nothing to change reads the running config once at ``#`` and each saved config once,
+whatever number of facts ask for them. (The read at
+``>``, made at the router's own width before the console is set up, is never handed out on its
+own: it only settles a wrap in the read at ``#``.)
 """
 
 from __future__ import annotations
@@ -513,9 +521,9 @@ class RTXSession:
         """Like :meth:`run`, but a ``show config`` / ``show config N`` is exact and kept.
 
         Exact: where the output fills the console's width somewhere (a wrap, or a line that
-        ends right at the edge), it is read once more at another width and the two reads are
-        reconciled (:func:`ipip6.rtx.wrap.reconcile`); when even that cannot tell, or the width
-        cannot be changed, :class:`SessionError` says so — never a guess. Kept: answered
+        ends right at the edge), it is read again at other widths and the reads are reconciled
+        (:func:`ipip6.rtx.wrap.reconcile_reads`); when even three widths cannot tell, or the
+        width cannot be changed, :class:`SessionError` says so — never a guess. Kept: answered
         earlier in this session, with nothing sent since that could change it, it is handed
         back without asking the router again (errors too: firmware without ``show config N``
         says so once)."""
