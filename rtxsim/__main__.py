@@ -37,7 +37,20 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--fail-command", default=None, help="regex: answer out-of-range")
     ap.add_argument("--drop-on", default=None, help="regex: cut the connection")
+    ap.add_argument("--drop-after", default=None, help="regex: carry out, then cut the connection")
     ap.add_argument("--dirty-on-console-commands", action="store_true")
+    ap.add_argument(
+        "--console-needs-admin",
+        action="store_true",
+        help="refuse `console …` at '>' (firmware where they are administrator use only)",
+    )
+    ap.add_argument(
+        "--config-file",
+        type=int,
+        default=None,
+        help="booted from config file N (newer `show environment` form: Config. file: configN)",
+    )
+    ap.add_argument("--tunnel-down", action="store_true", help="show status tunnel: not connected")
     args = ap.parse_args(argv)
 
     sim = Simulator(
@@ -52,7 +65,11 @@ def main(argv: list[str] | None = None) -> int:
         default_character=args.character,
         fail_command=args.fail_command,
         drop_on=args.drop_on,
+        drop_after=args.drop_after,
         dirty_on_console_commands=args.dirty_on_console_commands,
+        console_needs_admin=args.console_needs_admin,
+        config_file=args.config_file,
+        tunnel_down=args.tunnel_down,
     )
     port = sim.start(port=args.port)
     print(f"rtxsim listening on 127.0.0.1:{port}", flush=True)

@@ -1358,3 +1358,71 @@ def test_several_config_files_boot_save_and_show_each():
     ]
     dev.reboot()
     assert "gateway tunnel 1" in dev.running.text()
+
+
+def _admin(s: CliSession) -> None:
+    s.feed(b"administrator\r")
+    s.feed(ADMIN.encode() + b"\r")
+
+
+def test_show_status_tunnel_follows_the_block_and_the_fault():
+    dev, s = _session()
+    _admin(s)
+    out, _ = s.feed(b"show status tunnel 1\r")
+    assert b"Tunnel interface is not connected" in out
+    for line in (
+        b"tunnel select 1",
+        b"tunnel encapsulation ipip",
+        b"tunnel endpoint address 2001:db8::1",
+        b"tunnel enable 1",
+        b"tunnel select none",
+    ):
+        s.feed(line + b"\r")
+    out, _ = s.feed(b"show status tunnel 1\r")
+    assert b"Interface type: IPIP" in out and b"Tunnel interface is connected" in out
+    dev.tunnel_down = True
+    out, _ = s.feed(b"show status tunnel 1\r")
+    assert b"Tunnel interface is not connected" in out
+
+
+def test_show_status_tunnel_in_japanese():
+    dev, s = _session(default_character="ja.utf8")
+    out, _ = s.feed(b"show status tunnel 1\r")
+    assert "トンネルインタフェースは接続されていません".encode() in out
+
+
+def test_console_commands_can_need_administrator():
+    dev, s = _session(console_needs_admin=True)
+    out, _ = s.feed(b"console columns 200\r")
+    assert b"Error: Administrator use only" in out
+    _admin(s)
+    out, _ = s.feed(b"console columns 200\r")
+    assert b"Error" not in out
+    assert "console columns 200" in dev.running.text()
+
+
+def test_drop_after_carries_the_command_out_and_sends_no_answer():
+    dev, s = _session("ip route default gateway pp 1\n", drop_after=r"^save$")
+    _admin(s)
+    s.feed(b"ip route default gateway tunnel 1\r")
+    out, action = s.feed(b"save\r")
+    assert action == "drop"
+    assert b"Saving" not in out and b"# " not in out.split(b"save")[-1]
+    assert "gateway tunnel 1" in dev.saved.text()
+
+
+def test_map_e_ipsec_bridges_vlans_and_embedded_files_are_kept():
+    text = (
+        "bridge member bridge1 lan1 lan2\n"
+        "ip bridge1 address 192.168.100.254/24\n"
+        "ip lan1.1 address 192.168.10.1/24\n"
+        "tunnel select 1\n tunnel encapsulation map-e\n tunnel map-e type v6plus\n"
+        " tunnel enable 1\n"
+        "tunnel select 2\n tunnel encapsulation ipsec\n ipsec tunnel 101\n tunnel enable 2\n"
+        "embedded file a.lua <<EOF\n-- lua\n\n  x = 1\nEOF\n"
+    )
+    cfg = cfg_of(text)
+    rendered = cfg.text()
+    for line in text.splitlines():
+        assert line in rendered.splitlines()
+    assert rendered.endswith("embedded file a.lua <<EOF\n-- lua\n\n  x = 1\nEOF\n")
