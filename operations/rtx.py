@@ -203,6 +203,50 @@ def _ping_from_vps(state: State, ping: TunnelPing) -> tuple[bool, str]:
     return False, f"{ping.describe()}: {outcome.summary()}{tries}"
 
 
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _prepare_save(
+    settings: RouterSettings | None, verify_from: Host | None, vps_tunnel_name: str | None
+) -> tuple[decide.Step, RouterConfig, RouterConfig | None, TunnelPing | None] | str | None:
+    """(the step, running, saved, the ping to make), or why not to save (str), or None when
+    there is nothing to do (``host.noop`` said so)."""
+    running = host.get_fact(RunningConfig, _ignore_errors=True)
+    if running is None:
+        return "could not read the running config (show config): not saved"
+    config_file, saved = _read_saved()
+    driver = driver_of(host)
+    step = decide.save_step(
+        settings,
+        running,
+        saved,
+        config_file,
+        pending=driver.pending_commit,
+        executing=host.state.is_executing,
+    )
+    if step.refusal is not None:
+        return step.refusal
+    if step.noop is not None:
+        host.noop(step.noop)
+        return None
+    if host.state.config.DIFF:
+        for note in step.notes:
+            host.log(note, logger.info)
+    ping = None
+    if settings is not None:
+        ping, refusal, warning = decide.tunnel_ping(
+            settings, running, verify_from.name if verify_from else None, vps_tunnel_name
+        )
+        if warning is not None:
+            host.log(warning, logger.warning)
+        if refusal is not None:
+            return refusal
+        if ping is not None and host.state.config.DIFF:
+            host.log(f"Before saving: {ping.describe()}", logger.info)
+    return step, running, saved, ping
+
+
 @operation(is_idempotent=True)
 def save(
     settings: RouterSettings | None = None,
@@ -248,41 +292,19 @@ def save(
             vps_tunnel_name="tun-home",
         )
     """
-    running = host.get_fact(RunningConfig)
-    if running is None:
-        host.log("could not read the running config (show config): not saving", logger.error)
+    # From here on a change this run committed may be running unsaved: whatever goes wrong
+    # before the save is sent, it is rolled back (by _refuse), never left behind.
+    try:
+        prepared = _prepare_save(settings, verify_from, vps_tunnel_name)
+    except Exception as exc:  # noqa: BLE001
+        yield from _yield_refusal(f"could not prepare the save ({_describe(exc)}): not saved")
         return
-    config_file, saved = _read_saved()
-    driver = driver_of(host)
-    step = decide.save_step(
-        settings,
-        running,
-        saved,
-        config_file,
-        pending=driver.pending_commit,
-        executing=host.state.is_executing,
-    )
-    if step.refusal is not None:
-        yield from _yield_refusal(step.refusal)
+    if isinstance(prepared, str):
+        yield from _yield_refusal(prepared)
         return
-    if step.noop is not None:
-        host.noop(step.noop)
+    if prepared is None:
         return
-    if host.state.config.DIFF:
-        for note in step.notes:
-            host.log(note, logger.info)
-    ping = None
-    if settings is not None:
-        ping, refusal, warning = decide.tunnel_ping(
-            settings, running, verify_from.name if verify_from else None, vps_tunnel_name
-        )
-        if warning is not None:
-            host.log(warning, logger.warning)
-        if refusal is not None:
-            yield from _yield_refusal(refusal)
-            return
-        if ping is not None and host.state.config.DIFF:
-            host.log(f"Before saving: {ping.describe()}", logger.info)
+    step, running, saved, ping = prepared
     # The router's own view of the tunnel is asked whenever this deploy's lines are saved.
     # Without a saved config to compare with, nothing is read back after the save.
     check_tunnel = step.desired is not None

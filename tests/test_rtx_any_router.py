@@ -183,7 +183,15 @@ _session.RTXSession.run = _faulty_run
         (r"^save$", 1, False),  # saving itself (raised before it is sent)
         (r"^show config 0$", 2, True),  # reading the saved config back after save
     ],
-    ids=["first-line", "half-way", "last-line", "read-back", "status", "save", "after-save"],
+    ids=[
+        "first-line",
+        "half-way",
+        "last-line",
+        "read-back",
+        "status",
+        "save",
+        "after-save",
+    ],
 )
 def test_an_exception_in_each_commit_step_leaves_the_router_as_reported(
     sims, tmp_path, pattern, nth, saved_after
@@ -205,6 +213,29 @@ def test_an_exception_in_each_commit_step_leaves_the_router_as_reported(
         assert sim.running_config_text == before
         assert sim.saved_config_text == before
         converge(sim, tmp_path, hosts)
+    assert_settled(sim, tmp_path, hosts)
+
+
+def test_an_exception_while_preparing_the_save_rolls_the_change_back(sims, tmp_path):
+    # Between the commit and the save: the change is running, unsaved, unverified.
+    sim = sims("busy.txt")
+    before = sim.running_config_text
+    hosts = [router("home", sim)]
+    prefix = (
+        "from ipip6.rtx import decide as _decide\n\n\n"
+        "def _fault(*args, **kwargs):\n"
+        "    raise ValueError('injected fault before the save step')\n\n\n"
+        "_decide.save_step = _fault\n\n"
+    )
+    run = deploy(tmp_path, hosts, sim, prefix=prefix)
+    lines = text_of(run)
+    assert run.returncode != 0
+    assert "applied 8 commands and checked them on the router (not saved yet)" in lines
+    assert "could not prepare the save (ValueError: injected fault before the save step)" in lines
+    assert "rolled back: the owned lines are as they were before this run" in lines
+    assert "save" not in sim.commands
+    assert sim.running_config_text == sim.saved_config_text == before
+    converge(sim, tmp_path, hosts)
     assert_settled(sim, tmp_path, hosts)
 
 

@@ -9,7 +9,12 @@ of its own (:func:`save`), taken only after the confirmation passed, and after a
 traffic (:data:`Verify`, e.g. the VPS pinging home through the tunnel) when one is given.
 
 Any of these *rolls back*: an ``Error:`` line, a failed check, a lost connection or a timeout,
-and a failed check by traffic before the save.
+any other exception, and before the save a tunnel the router says is down (``show status
+tunnel N``) or a failed check by traffic. Once ``save`` has been sent, a failure is looked at
+on a fresh session: the flash either holds the checked change (saved, with a warning), or is
+restored to the saved config from before the run (rolled back, saved again, read back), or
+the error says it is uncertain and what to compare. No message says "nothing saved" then.
+
 Rolling back sends the delta's rollback commands (which set every touched line back to its value
 before the run, so they work from any half-applied state), on a fresh session when the old one
 died, reads ``show config`` again and reports whether the owned lines are as they were. Nothing
@@ -21,8 +26,8 @@ lines *and* the saved config (``show config N``) with the running one, so a run 
 and confirmed but never saved (or a change made by hand and not saved) is saved by the next run.
 Unsaved changes *outside* the owned lines block the run: ``save`` would write them too.
 
-This module is I/O-free apart from the :class:`Router` it is handed (the ``@rtx`` connector in
-a deploy, a fake in unit tests).
+This module is I/O-free apart from the :class:`Router` it is handed (the
+:class:`~ipip6.rtx.driver.RTXDriver` in a deploy, a fake in unit tests).
 """
 
 from __future__ import annotations
@@ -57,7 +62,7 @@ TRANSPORT_FAULTS = (OSError, EOFError, SessionError, ConnectError)
 
 
 class Router(Protocol):
-    """What the gate needs from a router connection (the ``@rtx`` connector provides it)."""
+    """What the gate needs from a router connection (:class:`~ipip6.rtx.driver.RTXDriver`)."""
 
     pending_commit: PendingCommit | None
 
