@@ -197,6 +197,10 @@ CATALOGUE = [
     ("rtx", {"rtx_tunnel_number": "1"}, "rtx_tunnel_number", "valid integer"),
     ("rtx", {"rtx_tunnel_number": True}, "rtx_tunnel_number", "valid integer"),
     ("rtx", {"rtx_tunnel_number": 1.5}, "rtx_tunnel_number", "valid integer"),
+    ("rtx", {"rtx_tunnel_takeover": "yes"}, "rtx_tunnel_takeover", "valid boolean"),
+    ("rtx", {"rtx_tunnel_takeover": 1}, "rtx_tunnel_takeover", "valid boolean"),
+    # taking over a tunnel is never done on a guessed number
+    ("rtx", {"rtx_tunnel_takeover": True}, "rtx_tunnel_takeover", "needs rtx_tunnel_number"),
     ("rtx", {"rtx_ipv6_filter_number": -5}, "rtx_ipv6_filter_number", "greater than or equal"),
     ("rtx", {"rtx_ipv6_filter_number": True}, "rtx_ipv6_filter_number", "valid integer"),
     ("rtx", {"rtx_ipv6_filter_number": "101"}, "rtx_ipv6_filter_number", "valid integer"),
