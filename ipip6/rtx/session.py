@@ -598,6 +598,8 @@ class RTXSession:
         nothing; a config line changes the running config only; anything else, anything."""
         if line.split(" ", 1)[0] == "show" or _CONSOLE_SETTING.match(line):
             return  # reads nothing / changes only the session's own console lines
+        if line == "administrator":
+            return  # changes the session's level, not the config
         self._user_read = None
         if config_line:
             self._reads = {
