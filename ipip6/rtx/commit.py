@@ -326,9 +326,8 @@ def rollback(
         result.add(
             "error",
             f"ROLLBACK FAILED ({failure}). `save` was sent in this run: the saved config may "
-            "hold the change (checked on the router and by traffic before it was saved); "
-            "compare `show config` with the saved file and `save` or `restart` (see README, "
-            "Safety)",
+            "hold the change (checked before it was saved); compare `show config` with the "
+            "saved file and `save` or `restart` (see README, Safety)",
         )
         return result
     result.add(
@@ -547,8 +546,8 @@ def _flash_unknown(reason: str, detail: str, config_file: int) -> Result:
     result.add(
         "error",
         f"THE SAVED CONFIG IS UNCERTAIN: `save` was sent, then {detail}. config {config_file} "
-        "holds either this run's change (checked on the router and by traffic before it was "
-        f"saved) or the config from before: compare `show config` with `show config "
+        "holds either this run's change (checked before it was saved) or the config from "
+        f"before: compare `show config` with `show config "
         f"{config_file}` on the router, then `save` or `restart` (see README, Safety)",
     )
     return result
