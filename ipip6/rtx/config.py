@@ -298,6 +298,16 @@ _TUNNEL_ORDER = (
 )
 
 
+def is_owned_tunnel_key(key: str, tunnel_number: int) -> bool:
+    """Whether a line with this :func:`line_key` inside ``tunnel select N`` is one of the
+    heads this deploy owns there (every ``tunnel endpoint …`` form included)."""
+    return key.startswith(("tunnel encapsulation", "tunnel endpoint")) or key in (
+        "ip tunnel mtu",
+        "ip tunnel tcp mss limit",
+        f"tunnel enable {tunnel_number}",
+    )
+
+
 @dataclass(frozen=True)
 class OwnedSection:
     """The lines this deploy owns on one router, as it wants them."""
@@ -314,13 +324,7 @@ class OwnedSection:
 
     def owns_tunnel_key(self, key: str) -> bool:
         """Whether a line with this key inside ``tunnel select N`` belongs to this deploy."""
-        if self.takeover:
-            return True
-        return key.startswith(("tunnel encapsulation", "tunnel endpoint")) or key in (
-            "ip tunnel mtu",
-            "ip tunnel tcp mss limit",
-            f"tunnel enable {self.tunnel_number}",
-        )
+        return self.takeover or is_owned_tunnel_key(key, self.tunnel_number)
 
     @property
     def global_keys(self) -> tuple[str, ...]:
@@ -406,8 +410,6 @@ class ConfigDelta:
 
     commands: tuple[str, ...]
     """Commands to send, in order (empty: nothing to do)."""
-    diff: str
-    """Unified diff of the owned section, running → desired ('' when equal)."""
     rollback: tuple[str, ...]
     """Commands that restore the owned lines as they were before ``commands``."""
     foreign_lines: tuple[str, ...] = ()
@@ -419,6 +421,16 @@ class ConfigDelta:
 
     def __bool__(self) -> bool:
         return bool(self.commands)
+
+    @property
+    def diff(self) -> str:
+        """Unified diff of the owned section, running → desired ('' when nothing to do)."""
+        if not self.commands:
+            return ""
+        lines = difflib.unified_diff(
+            self.current, self.wanted, fromfile="running", tofile="desired", lineterm=""
+        )
+        return "\n".join(lines)
 
 
 def _no(key: str) -> str:
@@ -489,12 +501,8 @@ def compare(running: RouterConfig, desired: OwnedSection) -> ConfigDelta:
 
     before = render_owned(n, run_globals, run_tunnel if block is not None else None)
     after = render_owned(n, desired.global_lines, desired.tunnel_lines)
-    diff = "\n".join(
-        difflib.unified_diff(before, after, fromfile="running", tofile="desired", lineterm="")
-    )
     return ConfigDelta(
         commands=tuple(commands),
-        diff=diff if commands else "",
         rollback=tuple(rollback),
         foreign_lines=foreign,
         current=tuple(before),

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from ipip6.rtx.config import (
     ConfigLine,
     RouterConfig,
+    is_owned_tunnel_key,
     line_key,
     normalise_line,
     redact_line,
@@ -136,20 +137,18 @@ def _references(config: RouterConfig, owned_keys: tuple[str, ...]) -> dict[int, 
 
 
 def _ours(line: str, number: int, vps_ipv6: ipaddress.IPv6Address) -> bool:
-    """Whether a line of the block is one this deploy writes (for this VPS)."""
+    """Whether a line of the block is one this deploy writes (for this VPS): an owned head
+    (:func:`~ipip6.rtx.config.is_owned_tunnel_key`) with a value this deploy would write, or
+    one it replaces anyway (MTU, MSS, a local address the router picks itself)."""
     text = normalise_line(line)
     key = line_key(text)
     if key == "tunnel encapsulation":
         return text == "tunnel encapsulation ipip"
     if key == "tunnel endpoint address":
         return text.split()[-1] == vps_ipv6.compressed
-    # The router picks its own local address: a line this deploy replaces.
-    return key in (
-        "tunnel endpoint local address",
-        "ip tunnel mtu",
-        "ip tunnel tcp mss limit",
-        f"tunnel enable {number}",
-    )
+    if key.startswith("tunnel endpoint") and key != "tunnel endpoint local address":
+        return False  # a name endpoint (DS-Lite's AFTR, another service's FQDN)
+    return is_owned_tunnel_key(key, number)
 
 
 def _use(
