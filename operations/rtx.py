@@ -203,10 +203,6 @@ def _ping_from_vps(state: State, ping: TunnelPing) -> tuple[bool, str]:
     return False, f"{ping.describe()}: {outcome.summary()}{tries}"
 
 
-def _describe(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {exc}"
-
-
 def _prepare_save(
     settings: RouterSettings | None, verify_from: Host | None, vps_tunnel_name: str | None
 ) -> tuple[decide.Step, RouterConfig, RouterConfig | None, TunnelPing | None] | str | None:
@@ -297,7 +293,9 @@ def save(
     try:
         prepared = _prepare_save(settings, verify_from, vps_tunnel_name)
     except Exception as exc:  # noqa: BLE001
-        yield from _yield_refusal(f"could not prepare the save ({_describe(exc)}): not saved")
+        yield from _yield_refusal(
+            f"could not prepare the save ({gate.describe_error(exc)}): not saved"
+        )
         return
     if isinstance(prepared, str):
         yield from _yield_refusal(prepared)

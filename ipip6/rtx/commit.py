@@ -48,11 +48,7 @@ from ipip6.rtx.config import (
     render_owned,
     unowned_view,
 )
-from ipip6.rtx.session import CommandResult, SessionError
-
-# Console settings the CLI session itself sets and puts back (see ipip6.rtx.session): they may
-# show in the running config during a session and never count as a change.
-SESSION_KEYS = ("console lines", "console columns")
+from ipip6.rtx.session import SESSION_KEYS, CommandResult, SessionError
 
 # No settings and nothing committed in this run: no owned lines, the whole config counts.
 WHOLE_CONFIG = OwnedSection(tunnel_number=0, tunnel_lines=(), global_lines=())
@@ -456,7 +452,7 @@ def _save_interrupted(
 ) -> Result:
     """``save`` was sent and then the connection (or the session) failed: look on a fresh
     session at what the flash holds."""
-    reason = f"connection lost while saving: {_describe(exc)}"
+    reason = f"connection lost while saving: {describe_error(exc)}"
     try:
         router.reconnect()  # to look: did the save happen?
         running = read_running(router)
@@ -464,7 +460,7 @@ def _save_interrupted(
     except Exception as again:  # noqa: BLE001
         router.pending_commit = None
         return _flash_unknown(
-            reason, f"could not reconnect to check ({_describe(again)})", config_file
+            reason, f"could not reconnect to check ({describe_error(again)})", config_file
         )
     if (
         saved is not None
@@ -518,7 +514,7 @@ def _restore_flash(
         result.restored = False
         result.messages.extend(
             _flash_unknown(
-                "", f"saving the restored config failed: {_describe(exc)}", config_file
+                "", f"saving the restored config failed: {describe_error(exc)}", config_file
             ).messages[1:]
         )
         return result
@@ -553,7 +549,9 @@ def _flash_unknown(reason: str, detail: str, config_file: int) -> Result:
     return result
 
 
-def _describe(exc: BaseException) -> str:
+def describe_error(exc: BaseException) -> str:
+    """An exception for a message: a transport fault or read error by its text, anything else
+    with its type (it was not expected)."""
     if isinstance(exc, (*TRANSPORT_FAULTS, ReadError)):
         return str(exc)
     return f"{type(exc).__name__}: {exc}"

@@ -27,8 +27,6 @@ from ipip6.rtx.tunnel_slot import TunnelRefused, choose_tunnel, tunnel_use
 from ipip6.settings import RouterSettings
 from ipip6.tunnel_ping import TunnelPing, choose_address
 
-WHOLE_CONFIG = gate.WHOLE_CONFIG
-
 
 @dataclass(frozen=True)
 class Step:
@@ -153,7 +151,7 @@ def save_step(
                 )
             )
         return Step(desired=desired)
-    scope = desired or WHOLE_CONFIG
+    scope = desired or gate.WHOLE_CONFIG
     if settings is not None:
         outside = gate.unsaved_outside(running, saved, scope)
         if outside:

@@ -56,6 +56,9 @@ SESSION_SETTINGS = (
     ("console lines", "console lines infinity"),
     ("console columns", f"console columns {SESSION_COLUMNS}"),
 )
+# The heads of those settings: lines the session itself may change, never a change of the config.
+SESSION_KEYS = tuple(key for key, _ in SESSION_SETTINGS)
+_SESSION_HEADS = "|".join(re.escape(key) for key in SESSION_KEYS)
 # Where a config read fills the console's width somewhere, it is read again at other widths to
 # tell wraps from line ends (see ipip6.rtx.wrap): 79, 119, 159 and 199 share no small multiple.
 OTHER_COLUMNS = (SESSION_COLUMNS, 160, 120)
@@ -73,7 +76,7 @@ _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b[()][A-Za-z0-9]|\x1b[=>]")
 _TAIL = 256  # bytes looked at when matching prompts and questions
 # The reads a session keeps (see RTXSession.read): the running config and a saved config file.
 KEPT_READ = re.compile(r"show config(?: (\d+))?")
-_CONSOLE_SETTING = re.compile(r"(?:no )?console (?:lines|columns)\b")
+_CONSOLE_SETTING = re.compile(rf"(?:no )?(?:{_SESSION_HEADS})\b")
 
 
 # --------------------------------------------------------------------------------------------
@@ -724,17 +727,17 @@ class RTXSession:
 
 # The session's own console settings may differ between two reads (another `console columns`
 # for the second one, settings stored at ">"): those lines, and only those, are set aside.
-_CONSOLE_COLUMNS_LINE = re.compile(r"console (?:columns|lines) \S+")
+_SESSION_CONSOLE_LINE = re.compile(rf"(?:{_SESSION_HEADS}) \S+")
 
 
 def _reconcile_without_console(reads: list[tuple[list[str], int]]) -> list[str]:
     """:func:`ipip6.rtx.wrap.reconcile_reads` with the console width and paging lines set aside
     in every read; the first read's are put back after the header (they never count as a
     change, wherever they stand)."""
-    console = [line for line in reads[0][0] if _CONSOLE_COLUMNS_LINE.fullmatch(line)]
+    console = [line for line in reads[0][0] if _SESSION_CONSOLE_LINE.fullmatch(line)]
     lines = reconcile_reads(
         [
-            ([line for line in physical if not _CONSOLE_COLUMNS_LINE.fullmatch(line)], columns)
+            ([line for line in physical if not _SESSION_CONSOLE_LINE.fullmatch(line)], columns)
             for physical, columns in reads
         ]
     )
