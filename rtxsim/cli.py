@@ -660,7 +660,9 @@ class CliSession:
             return
         if what == "status" and len(rest) == 2 and rest[0] == "tunnel" and rest[1].isdigit():
             self._show(
-                dev.tunnel_status_lines(int(rest[1]), japanese=self._msg("more") != "---more---")
+                dev.tunnel_status_lines(
+                    int(rest[1]), japanese=messages.CHARSETS[self.charset][0] == "ja"
+                )
             )
             return
         if what == "environment":

@@ -149,8 +149,9 @@ def reconcile_reads(reads: Sequence[tuple[Sequence[str], int]]) -> list[str]:
     widths = [columns for _, columns in reads]
     if len(set(widths)) != len(widths) or len(reads) < 2:
         raise AmbiguousWrap("reads at the same width cannot settle a wrap")
-    header, body = _without_header(reads[0][0], widths[0])
-    parsed_lines = [_without_header(lines, columns)[1] for lines, columns in reads]
+    split = [_without_header(lines, columns) for lines, columns in reads]
+    header, body = split[0]
+    parsed_lines = [rest for _, rest in split]
     parsed = [_breaks(lines, columns) for lines, columns in zip(parsed_lines, widths, strict=True)]
     stream = parsed[0][0]
     if any(other != stream for other, _ in parsed[1:]):
