@@ -533,7 +533,7 @@ GROUPS: tuple[str, ...] = (
     "misc",
 )
 _GROUP_RANK = {g: i for i, g in enumerate(GROUPS)}
-_EMBEDDED = re.compile(r"embedded file \S+ <<(\S+)")
+_EMBEDDED = re.compile(r"embedded file \S+ <<(['\"]?)(\S+?)\1")
 #: Groups ordered by their first slot before the command (``ip lan1 …`` before ``ip lan2 …``).
 _SLOT_MAJOR = frozenset({"if", "nat"})
 _ENABLE_OF = {"pp disable {pn}": "pp enable {pn}", "tunnel disable {tn}": "tunnel enable {tn}"}
@@ -623,7 +623,7 @@ class RouterConfig:
             embedded = _EMBEDDED.fullmatch(" ".join(line.split()))
             if embedded:
                 body = cfg.embedded.setdefault(" ".join(line.split()), [])
-                terminator = embedded[1]
+                terminator = embedded[2]
                 continue
             try:
                 ctx = cfg.apply(line, ctx).context
@@ -870,7 +870,7 @@ class RouterConfig:
         items.sort(key=lambda item: item[0])
         out = [line for _, lines in items for line in lines]
         for header, body in self.embedded.items():
-            out += [header, *body, _EMBEDDED.fullmatch(header)[1]]  # type: ignore[index]
+            out += [header, *body, _EMBEDDED.fullmatch(header)[2]]  # type: ignore[index]
         return out
 
     def text(self) -> str:

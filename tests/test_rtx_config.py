@@ -502,6 +502,13 @@ def test_embedded_file_is_kept_byte_for_byte():
     assert config.render().splitlines()[1:7] == lua
 
 
+def test_a_quoted_terminator_ends_the_embedded_file_at_the_bare_word():
+    text = HEADER + 'embedded file a.lua <<"EOF"\nx = 1\nEOF\ntunnel select 1\n'
+    config = RouterConfig.parse(text)
+    assert config.lines[0].body == ("x = 1",)
+    assert config.block("tunnel select 1") is not None  # not swallowed as content
+
+
 def test_select_lines_open_a_top_level_section_whatever_their_indentation():
     text = HEADER + (
         "tunnel select 1\n tunnel encapsulation map-e\n"
@@ -572,6 +579,7 @@ def test_embedded_content_never_shows_in_a_message():
         ),
         ("TUNNEL[1]:\nDescription:\n  Tunnel interface is not connected\n", "down"),
         ("TUNNEL[1]:\n説明:\n  トンネルインタフェースは接続されていません\n", "down"),
+        ("TUNNEL[1]:\n  トンネルインタフェースは接続されていない\n", "down"),
         ("TUNNEL[1]:\n  Current status is Online.\n", "up"),
         ("TUNNEL[1]:\n  Current status is Offline.\n", "down"),
         ("TUNNEL[1]:\n  Status: up\n", "up"),

@@ -181,3 +181,11 @@ def test_takeover_removes_the_foreign_lines_and_rollback_puts_them_back():
     assert "tunnel map-e type v6plus" in delta.rollback
     assert "ip tunnel nat descriptor 1000" in delta.rollback
     assert "tunnel encapsulation map-e" in delta.rollback
+
+
+def test_tunnels_made_from_a_template_are_in_use():
+    template = "tunnel select 1\n tunnel template 2-4 6\n tunnel encapsulation l2tpv3\n"
+    assert named_tunnels("tunnel template 2-4 6") == {2, 3, 4, 6}
+    assert choose(template) == 5
+    with pytest.raises(TunnelRefused, match="is used by tunnel template 2-4 6"):
+        choose(template, wanted=3)

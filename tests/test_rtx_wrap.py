@@ -188,3 +188,11 @@ def test_a_console_that_wraps_eagerly_is_read_exactly_too(length):
         # The only difference an eager console makes is an empty line, which a config never
         # holds outside an embedded file (the parser drops it).
         assert [x for x in got if x] == logical
+
+
+def test_an_ambiguous_width_character_at_the_edge_is_never_taken_as_a_line_end():
+    # In Shift_JIS "○" takes two columns: a 200-column console moves it to the next line
+    # after 198 columns. One read cannot tell that from a 198-character line followed by "○…".
+    physical = ["d" * 198, "○ and the rest", "next"]
+    assert ambiguous_breaks(physical, 200) == [0]
+    assert unwrap_exact(physical, 200) is None

@@ -50,7 +50,8 @@ class ConfigLine:
 
 
 # `embedded file NAME <<EOF` (RTX1300 Lua scripts): the lines up to the terminator are content.
-_EMBEDDED = re.compile(r"embedded file \S+ <<(\S+)")
+# A quoted terminator (`<<"EOF"`) ends at the bare word, as in a shell here-document.
+_EMBEDDED = re.compile(r"embedded file \S+ <<(['\"]?)(\S+?)\1")
 # Sections opened by a select command are top level whatever their indentation.
 _SELECT = re.compile(r"(?:tunnel|pp|ipsec|wan) select \S+")
 # `# RTX1210 Rev.14.01.42 (Fri Jul  5 11:17:45 2024)`: the first header line of show config.
@@ -110,7 +111,7 @@ class RouterConfig:
             stack.append((indent, node.children))
             opened = _EMBEDDED.fullmatch(text_)
             if opened:
-                embedded, terminator = node, opened[1]
+                embedded, terminator = node, opened[2]
         return cls(tuple(n.freeze() for n in root), model=model, revision=revision)
 
     def get(self, key: str) -> ConfigLine | None:
@@ -178,7 +179,7 @@ def _render(lines: Iterable[ConfigLine], depth: int, *, mark: str = "") -> list[
         embedded = _EMBEDDED.fullmatch(_normalise_spaces(line.text))
         if embedded:
             out.extend(mark + body for body in line.body)
-            out.append(embedded[1])
+            out.append(embedded[2])
         out.extend(_render(line.children, depth + 1, mark=mark))
     return out
 

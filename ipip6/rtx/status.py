@@ -31,7 +31,7 @@ from dataclasses import dataclass
 
 # Down first: "not connected" contains "connected".
 _DOWN = re.compile(
-    r"not\s+connected|disconnected|接続されていません|未接続|\boffline\b|\bdown\b|\bdisabled?\b|無効",
+    r"not\s+connected|disconnected|接続されていません|接続されていない|未接続|\boffline\b|\bdown\b|\bdisabled?\b|無効",
     re.IGNORECASE,
 )
 _UP = re.compile(

@@ -98,6 +98,13 @@ def named_tunnels(text: str) -> set[int]:
     if text.startswith("ipsec tunnel ") or text.startswith("tunnel select "):
         return set()
     found: set[int] = set()
+    if text.startswith("tunnel template "):
+        # `tunnel template 2-10 12`: the tunnels that copy this block's settings.
+        for token in text.split()[2:]:
+            first, _, last = token.partition("-")
+            if first.isdigit() and (not last or last.isdigit()):
+                found.update(range(int(first), min(int(last or first), _SEARCH_LIMIT) + 1))
+        return found
     for pattern in (_SPACED, _JOINED):
         for match in pattern.finditer(text):
             first = int(match[1])

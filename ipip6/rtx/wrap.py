@@ -26,23 +26,29 @@ class AmbiguousWrap(ValueError):
     """The reads given cannot say where the router's lines end."""
 
 
-def char_width(char: str) -> int:
-    return 2 if unicodedata.east_asian_width(char) in "WF" else 1
+def char_width(char: str, *, ambiguous: int = 1) -> int:
+    """Console columns of ``char``: 2 for wide and full-width characters; ``ambiguous`` for
+    East Asian ambiguous ones (``○``, ``①``, ``℃``: two columns in Shift_JIS, one elsewhere)."""
+    kind = unicodedata.east_asian_width(char)
+    if kind in "WF":
+        return 2
+    return ambiguous if kind == "A" else 1
 
 
-def display_width(text: str) -> int:
-    return sum(char_width(char) for char in text)
+def display_width(text: str, *, ambiguous: int = 1) -> int:
+    return sum(char_width(char, ambiguous=ambiguous) for char in text)
 
 
 def may_continue(line: str, following: str | None, columns: int) -> bool:
     """Whether the break after physical ``line`` can be the console's wrap rather than the end
     of a logical line: ``line`` fills the width (or leaves one column that the next, full-width,
-    character did not fit in), and a non-empty line follows."""
+    character did not fit in), and a non-empty line follows. Ambiguous-width characters are
+    counted as two columns here: that only ever makes a break *maybe* a wrap, never certain."""
     if not following:
         return False  # a wrap always carries on with at least one character
-    width = display_width(line)
+    width = display_width(line, ambiguous=2)
     edge = columns - 1
-    return width >= edge or (width == edge - 1 and char_width(following[0]) == 2)
+    return width >= edge or (width == edge - 1 and char_width(following[0], ambiguous=2) == 2)
 
 
 def ambiguous_breaks(lines: Sequence[str], columns: int) -> list[int]:
