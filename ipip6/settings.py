@@ -20,6 +20,7 @@ import difflib
 import ipaddress
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from functools import cache
 from typing import Annotated, Any, Literal
 
@@ -165,6 +166,108 @@ def _ipv4_host(value: Any) -> ipaddress.IPv4Address:
         raise ValueError("not a valid IPv4 address") from None
 
 
+# Never a tunnel's inner link network, with why (the documentation prefixes stay allowed: labs).
+_INNER_REFUSED = (
+    *_IPV4_REFUSED[:2],
+    (ipaddress.IPv4Network("169.254.0.0/24"), "reserved by RFC 3927 (169.254.0.0/24)"),
+    (ipaddress.IPv4Network("169.254.255.0/24"), "reserved by RFC 3927 (169.254.255.0/24)"),
+    (
+        ipaddress.IPv4Network("169.254.168.0/22"),
+        "next to the clouds' metadata and time services (169.254.169.254, 169.254.169.123, "
+        "169.254.170.2)",
+    ),
+    *_IPV4_REFUSED[3:],
+)
+#: The default inner link network: link-local space (RFC 3927), which no router forwards, so a
+#: probe to the VPS's inner address can only ever be answered through the tunnel.
+DEFAULT_INNER_NETWORK = ipaddress.IPv4Network("169.254.100.0/30")
+
+
+def _inner_network(value: Any) -> ipaddress.IPv4Network | Literal[False]:
+    if value is False:
+        return False
+    example = "a /30 or /31 IPv4 network, e.g. '169.254.100.0/30', or false"
+    if isinstance(value, ipaddress.IPv4Network):
+        network = value
+    else:
+        if isinstance(value, bool) or not isinstance(value, str):
+            raise ValueError(f"expected {example}")
+        text = _text(value, example)
+        if "/" not in text:
+            raise ValueError(f"expected {example}: the prefix length is missing")
+        try:
+            network = ipaddress.IPv4Network(text)
+        except ValueError:
+            try:
+                loose = ipaddress.IPv4Network(text, strict=False)
+            except ValueError:
+                raise ValueError(f"not a valid IPv4 network: expected {example}") from None
+            raise ValueError(
+                f"not a valid IPv4 network: host bits are set (did you mean '{loose}'?)"
+            ) from None
+    if network.prefixlen not in (30, 31):
+        raise ValueError(
+            "expected a /30 or /31 (one address for each end of the tunnel), "
+            f"not /{network.prefixlen}"
+        )
+    for refused, why in _INNER_REFUSED:
+        if network.overlaps(refused):
+            raise ValueError(f"expected link-local or private addresses, not {why}")
+    if network.is_global:
+        raise ValueError(
+            "expected link-local (169.254.0.0/16) or private addresses: the keepalive probes "
+            "the VPS's inner address, which must never be reachable except through the tunnel"
+        )
+    return network
+
+
+@dataclass(frozen=True)
+class InnerAddresses:
+    """The tunnel's inner link: the VPS end and the router end of its /30 or /31."""
+
+    network: ipaddress.IPv4Network
+
+    @property
+    def vps(self) -> ipaddress.IPv4Interface:
+        return ipaddress.IPv4Interface(f"{self._hosts[0]}/{self.network.prefixlen}")
+
+    @property
+    def router(self) -> ipaddress.IPv4Interface:
+        return ipaddress.IPv4Interface(f"{self._hosts[1]}/{self.network.prefixlen}")
+
+    @property
+    def _hosts(self) -> tuple[ipaddress.IPv4Address, ipaddress.IPv4Address]:
+        if self.network.prefixlen == 31:  # RFC 3021: both addresses are hosts
+            return self.network[0], self.network[1]
+        return self.network[1], self.network[2]
+
+
+# A gateway an RTX default route can name: `pp N`, `tunnel N`, `dhcp lanN`, an IPv4 address.
+_GATEWAY = re.compile(r"(?:pp|tunnel) ([1-9][0-9]{0,3})|dhcp lan[1-9][0-9]?(?:\.[1-9][0-9]{0,3})?")
+
+
+def _fallback_gateway(value: Any) -> Literal["auto", False] | str:
+    expected = (
+        "'auto', false or one gateway of an RTX route, e.g. 'pp 1', 'tunnel 1', "
+        "'dhcp lan2' or an IPv4 address"
+    )
+    if value is False or (value == "auto" and isinstance(value, str)):
+        return value
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"expected {expected}")
+    if safe_text.problem(value.replace(" ", "")) is not None or value != " ".join(value.split()):
+        raise ValueError(f"expected {expected} (single spaces, no control characters)")
+    if _GATEWAY.fullmatch(value):
+        return value
+    try:
+        address = ipaddress.IPv4Address(value)
+    except ValueError:
+        raise ValueError(f"expected {expected}") from None
+    if address.is_unspecified or address.is_loopback or address.is_multicast:
+        raise ValueError(f"expected {expected}, not {address}")
+    return str(address)
+
+
 # Linux: at most 15 bytes, no '/', no whitespace. Stricter still: these names end up in file
 # names, sysctl keys and shell commands, so only [A-Za-z0-9_-].
 _IFNAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,14}")
@@ -277,6 +380,16 @@ class TunnelSite(_Settings):
         le=1500,
         description="Tunnel MTU on both ends: 1500 - 40 for the outer IPv6 header.",
     )
+    tunnel_inner_network: Annotated[
+        ipaddress.IPv4Network | Literal[False], PlainValidator(_inner_network), _as_text
+    ] = Field(
+        default=DEFAULT_INNER_NETWORK,
+        description=(
+            "The tunnel's inner link, a /30 or /31: the VPS end takes the first address, the "
+            "router the second (`ip tunnel address`). The keepalive and the check by traffic "
+            "ping across it. Link-local or private, inside no home network; false: none."
+        ),
+    )
 
     @field_validator("home_networks", mode="before")
     @classmethod
@@ -301,6 +414,24 @@ class TunnelSite(_Settings):
                 f"vps_ipv6 and router_ipv6 (both {str(self.vps_ipv6)!r}) are the same address"
             )
         return self
+
+    @model_validator(mode="after")
+    def _inner_outside_home(self) -> TunnelSite:
+        inner = self.tunnel_inner_network
+        for net in self.home_networks if inner is not False else ():
+            if net.overlaps(inner):
+                raise ValueError(
+                    f"tunnel_inner_network {str(inner)!r} overlaps the home network {net}: "
+                    "expected a link network of its own (e.g. '169.254.100.0/30')"
+                )
+        return self
+
+    @property
+    def inner(self) -> InnerAddresses | None:
+        """The inner link's two addresses (None: the tunnel has none)."""
+        if self.tunnel_inner_network is False:
+            return None
+        return InnerAddresses(self.tunnel_inner_network)
 
 
 class VpsSettings(TunnelSite):
@@ -395,6 +526,20 @@ class VpsSettings(TunnelSite):
         return bool(self.nat)
 
     @property
+    def forwarded_sources(self) -> list[ipaddress.IPv4Network]:
+        """Source networks the VPS forwards (and NATs) from the tunnel: the home networks and
+        the router's inner address, which the router's own traffic leaves with."""
+        inner = [ipaddress.IPv4Network(self.inner.router.ip)] if self.inner else []
+        return [*self.home_networks, *inner]
+
+    @property
+    def masqueraded_sources(self) -> list[ipaddress.IPv4Network]:
+        """Source networks NATed to the VPS's address: the home networks when ``nat`` says so,
+        and always the router's inner address (link-local or private: never routable)."""
+        inner = [ipaddress.IPv4Network(self.inner.router.ip)] if self.inner else []
+        return [*(self.home_networks if self.masquerade else []), *inner]
+
+    @property
     def open_tcp_ports(self) -> frozenset[int]:
         """Every TCP port the firewall opens in INPUT."""
         return frozenset({self.ssh_port_allowed, *self.firewall_allow_tcp})
@@ -439,6 +584,40 @@ class RouterSettings(TunnelSite):
     rtx_default_route: StrictBool = Field(
         default=True, description="Own `ip route default gateway tunnel N`."
     )
+    rtx_fallback_gateway: Annotated[
+        Literal["auto", False] | str, PlainValidator(_fallback_gateway)
+    ] = Field(
+        default="auto",
+        description=(
+            "Where the home's IPv4 goes while the VPS does not answer: the default route "
+            "switches to this gateway (e.g. 'pp 1') and back. 'auto': the default route the "
+            "router had before the first deploy (none: no fallback); false: no fallback."
+        ),
+    )
+    rtx_keepalive_interval: StrictInt = Field(
+        default=5,
+        ge=1,
+        le=600,
+        description="Seconds between the router's probes of the VPS's inner address.",
+    )
+    rtx_keepalive_count: StrictInt = Field(
+        default=6,
+        ge=1,
+        le=100,
+        description=(
+            "Probes unanswered in a row before the router falls back (interval x count: "
+            "5 x 6 = about 30 s); one answer switches back."
+        ),
+    )
+    rtx_keepalive_number: StrictInt | None = Field(
+        default=None,
+        ge=1,
+        le=100,
+        description=(
+            "The `ip keepalive N` this deploy owns. Unset: the one already probing this "
+            "tunnel's VPS end, else the lowest free number."
+        ),
+    )
     rtx_ipv6_filter_number: StrictInt | None = Field(
         default=None,
         ge=1,
@@ -453,10 +632,10 @@ class RouterSettings(TunnelSite):
     ] = Field(
         default="auto",
         description=(
-            "Before a router change is saved, the VPS pings this home address through the "
-            "tunnel; no reply rolls the change back. 'auto': the router's own LAN address "
-            "inside home_networks (read from its config); false: save without a check by "
-            "traffic."
+            "Before a router change is saved, the VPS pings this address through the tunnel; "
+            "no reply rolls the change back. 'auto': the router's inner address (with "
+            "tunnel_inner_network), else its own LAN address inside home_networks (read from "
+            "its config); false: save without a check by traffic."
         ),
     )
     rtx_vps_managed_elsewhere: StrictBool = Field(
@@ -479,9 +658,42 @@ class RouterSettings(TunnelSite):
         return self
 
     @model_validator(mode="after")
+    def _fallback_possible(self) -> RouterSettings:
+        gateway = self.rtx_fallback_gateway
+        if gateway in ("auto", False):
+            return self
+        if not self.rtx_default_route:
+            raise ValueError(
+                f"rtx_fallback_gateway {gateway!r} needs rtx_default_route: True (the fallback "
+                "is the second gateway of the default route this deploy owns)"
+            )
+        if self.tunnel_inner_network is False:
+            raise ValueError(
+                f"rtx_fallback_gateway {gateway!r} needs tunnel_inner_network: the router "
+                "probes the VPS's inner address, reachable only through the tunnel"
+            )
+        if self.rtx_tunnel_number is not None and gateway == f"tunnel {self.rtx_tunnel_number}":
+            raise ValueError(
+                f"rtx_fallback_gateway {gateway!r} is this deploy's own tunnel "
+                f"(rtx_tunnel_number {self.rtx_tunnel_number}): expected another way out"
+            )
+        return self
+
+    @property
+    def fallback_wanted(self) -> bool:
+        """Whether this router's default route falls back when the VPS does not answer."""
+        return (
+            self.rtx_default_route
+            and self.rtx_fallback_gateway is not False
+            and self.tunnel_inner_network is not False
+        )
+
+    @model_validator(mode="after")
     def _verify_ping_at_home(self) -> RouterSettings:
         address = self.rtx_verify_ping
         if not isinstance(address, ipaddress.IPv4Address):
+            return self
+        if self.inner is not None and address == self.inner.router.ip:
             return self
         inside = [net for net in self.home_networks if address in net]
         if not inside:

@@ -1,10 +1,11 @@
-"""Verification by traffic: from the VPS, ping a home address through the tunnel.
+"""Verification by traffic: from the VPS, ping the router through the tunnel.
 
 A router change is confirmed by what it is for, IPv4 packets crossing the tunnel both ways,
 before it is saved: the VPS sends echo requests into its ip6tnl (``ping -I``: never out of any
-other interface) to an address behind the router, and the replies come back by the router's
-IPv4 default route. It needs both ends deployed, so it runs after the VPS's operations, in the
-router's ``save`` step (see ``deploy.py``).
+other interface) to the router's inner address (or, on a tunnel without one, to an address
+behind the router, whose replies come back by the router's IPv4 default route). It needs both
+ends deployed, so it runs after the VPS's operations, in the router's ``save`` step (see
+``deploy.py``).
 
 Pure: which address to ping, the command, and the reading of its output. The operation runs the
 command on the VPS host (:mod:`operations.rtx`).
@@ -36,13 +37,18 @@ def choose_address(
     setting: Literal["auto", False] | ipaddress.IPv4Address,
     running: RouterConfig,
     home_networks: Sequence[ipaddress.IPv4Network],
+    router_inner: ipaddress.IPv4Address | None = None,
 ) -> ipaddress.IPv4Address | None:
-    """The home address to ping: ``rtx_verify_ping`` itself, or with ``auto`` the router's
-    first own LAN address inside ``home_networks`` (None when it has none, or with ``False``)."""
+    """The address to ping: ``rtx_verify_ping`` itself; with ``auto`` the router's inner
+    address when the tunnel has one (it proves the tunnel itself, and needs no route to the
+    VPS's public IPv4), else the router's first own LAN address inside ``home_networks`` (None
+    when it has none, or with ``False``)."""
     if setting is False:
         return None
     if isinstance(setting, ipaddress.IPv4Address):
         return setting
+    if router_inner is not None:
+        return router_inner
     for interface in running.lan_addresses():
         if any(interface.ip in net for net in home_networks):
             return interface.ip

@@ -251,7 +251,7 @@ def _comparable(value: Any) -> Any:
 def _mismatches(router: RouterSettings, vps: VpsSettings) -> list[tuple[str, Any, Any]]:
     """(key, router's value, VPS's value) for every tunnel setting the two ends disagree on."""
     out = []
-    for key in ("router_ipv6", "home_networks", "tunnel_mtu"):
+    for key in ("router_ipv6", "home_networks", "tunnel_mtu", "tunnel_inner_network"):
         a, b = _comparable(getattr(router, key)), _comparable(getattr(vps, key))
         if a != b:
             out.append((key, a, b))

@@ -4,13 +4,17 @@
 2. the lab VM boots: it is the VPS (Debian, reached over SSH on 127.0.0.1);
 3. the RTX simulator starts on 127.0.0.1: the router, with a factory-like config;
 4. network namespaces in the VM: the router's data plane, a home LAN host, an internet host;
+   before the deploy the home reaches the internet by the router's PPPoE;
 5. ``pyinfra inventory.py deploy.py --dry --diff`` against both ends, then the real run;
 6. the router's data plane follows its running config, so the VPS's ping home through the
    tunnel confirms the router's change before it is saved; IPv4 from the home host reaches
    the internet host through the tunnel (ping, a TCP transfer, NAT, MSS, no fragments);
-7. a second run changes nothing; the blog's EncapsulationLimit trap is reproduced and the deploy
-   repairs it; after a reboot of both ends the traffic passes without a deploy;
-8. a summary; everything is torn down (also on failure and Ctrl-C).
+7. the VPS goes down: the router's keepalive falls back to PPPoE and returns to the tunnel
+   when the VPS is back (the summary says how long the home was without IPv4);
+8. a second run changes nothing; the blog's EncapsulationLimit trap is reproduced (the home
+   stays online by PPPoE) and the deploy repairs it; after a reboot of both ends the traffic
+   passes without a deploy;
+9. a summary; everything is torn down (also on failure and Ctrl-C).
 
 Usage: ``python -m lab.demo [--suite bookworm|bullseye|trixie] [--no-reboot] [--keep-logs]``.
 """
@@ -30,7 +34,15 @@ import time
 import traceback
 from pathlib import Path
 
-from lab.e2e import NETDEV, ROUTER_HOST, TUNNEL_NAME, VPS_HOST, E2ELab, TrafficCheck
+from lab.e2e import (
+    NETDEV,
+    ROUTER_HOST,
+    TUNNEL_NAME,
+    VPS_HOST,
+    VPS_INNER,
+    E2ELab,
+    TrafficCheck,
+)
 from lab.homenet import (
     INTERNET_HOST,
     ROUTER_FACTORY_CONFIG,
@@ -136,10 +148,12 @@ def run_demo(args: argparse.Namespace, state: dict) -> dict:
     home = lab.net.home_host
     ok(f"home host {home} behind the router's LAN {plane.lan}")
     ok(f"internet host {INTERNET_HOST} behind the VPS's uplink {VPS_UPLINK} ({VPS_UPLINK_IPV4})")
-    before = lab.net.ping(count=1, wait=1)
-    if before.received:
-        raise DemoFailure("the home host reached the internet before any deploy")
-    ok("before the deploy the home host cannot reach the internet host (no route)")
+    before = lab.traffic(size=1 << 20, by="pppoe")
+    check(before.problems(), "the home's PPPoE before the deploy", lab)
+    ok(
+        f"before the deploy the home host reaches the internet by PPPoE: the internet host "
+        f"saw {before.transfer.source_seen} (the router's PPPoE address)"
+    )
     say(f"    inventory: {lab.inventory()}")
 
     steps("Preview: pyinfra inventory.py deploy.py --dry --diff (changes nothing)")
@@ -192,6 +206,20 @@ def run_demo(args: argparse.Namespace, state: dict) -> dict:
         f"(tunnel MTU - 40); no fragment created anywhere"
     )
 
+    steps("The VPS goes down: the router falls back to PPPoE, and comes back to the tunnel")
+    say("    the VPS stops sending into the tunnel; the home host pings the internet all along")
+    failover = lab.failover()
+    check(failover.problems(), "the failover", lab)
+    facts["failover"] = failover
+    ok(
+        f"down: the router's keepalive switched to pp 1 after {failover.switched_after:.1f} s; "
+        f"the internet host saw {failover.during.transfer.source_seen} meanwhile"
+    )
+    ok(
+        f"back: the tunnel again {failover.back_after:.1f} s after the VPS returned; the "
+        f"internet host saw {failover.after.transfer.source_seen}"
+    )
+
     steps("Second run: pyinfra inventory.py deploy.py again")
     snapshot, saved, mark = lab.vps_snapshot(), lab.router_config(), lab.router_log_mark()
     again = lab.deploy()
@@ -208,23 +236,31 @@ def run_demo(args: argparse.Namespace, state: dict) -> dict:
 
     steps("The trap: the VPS's tunnel without EncapsulationLimit=none (the blog's first try)")
     say(f"    removing EncapsulationLimit=none from {NETDEV}, re-creating {TUNNEL_NAME}")
+    trap_at = lab.net.now()
     link = lab.hand_made_tunnel()
     limit = re.search(r"encaplimit (\S+)", link)
     if limit is None or limit[1] == "none":
         raise DemoFailure(f"the kernel default did not show up:\n{link}")
     ok(f"the VPS's tunnel now has the default of the kernel (or systemd): encaplimit {limit[1]}")
-    trapped = lab.traffic(size=1 << 20, timeout=3)
+    lab.net.wait_keepalive("down", trap_at)
+    trapped = lab.traffic(size=1 << 20, timeout=3, by="pppoe")
+    check(trapped.problems(), "the home by PPPoE during the trap", lab)
+    drops = lab.net.drop_counter()
+    lab.net.ping(count=3, target=VPS_INNER, wait=1)
+    trapped.drops = lab.net.drop_counter() - drops
     check(trapped.trap_problems(), "the trap was not reproduced", lab)
     facts["trapped"] = trapped
     ok(
-        f"ping {trapped.ping.received}/{trapped.ping.sent}, TCP fails "
-        f"({trapped.transfer.error}); the router dropped {trapped.drops} packets "
-        "with a Destination Options header (received malformed option)"
+        f"the tunnel carries nothing back: the router dropped {trapped.drops} of the VPS's "
+        "packets with a Destination Options header (received malformed option); its "
+        f"keepalive fell back, the home stays online by PPPoE ({trapped.transfer.source_seen})"
     )
     say("    re-running the deploy:")
+    fixed_at = lab.net.now()
     repair = lab.deploy(echo=indent)
     if not repair.ok:
         raise DemoFailure(f"the repairing deploy failed:\n{repair}")
+    lab.net.wait_keepalive("up", fixed_at)
     repaired = lab.traffic()
     check(repaired.problems(), "traffic after the repairing deploy", lab)
     facts["repair"] = (repair.changed(), repaired)
@@ -270,10 +306,11 @@ def summary(facts: dict) -> None:
             f"SYN {t.transfer.syn_mss}, SYN-ACK {t.transfer.synack_mss}; fragments created: 0",
         ),
         ("drops", f"{t.drops} while the deploy's tunnel is in place"),
+        ("failover", facts["failover"].summary()),
         (
             "trap",
-            f"without EncapsulationLimit=none: ping {tr.ping.received}/{tr.ping.sent}, "
-            f"TCP failed, {tr.drops} packets dropped by the router",
+            f"without EncapsulationLimit=none: nothing back through the tunnel, {tr.drops} "
+            "packets dropped by the router; the home online by PPPoE meanwhile",
         ),
         ("", f"the deploy repaired it ({', '.join(changed)}): {traffic_line(repaired)}"),
     ]

@@ -26,6 +26,7 @@ from pathlib import Path
 from ipip6.vps.render import OWNED_FILES
 from lab.homenet import (
     INTERNET_HOST,
+    PPPOE_ADDRESS,
     ROUTER_FACTORY_CONFIG,
     ROUTER_WAN_IPV6,
     VPS_IPV6,
@@ -34,24 +35,35 @@ from lab.homenet import (
     HomeNet,
     PingResult,
     TransferResult,
+    longest_outage,
     parse_router_config,
     ssh,
     teardown_script,
 )
 from lab.pyinfra_cli import DeployRun, run_pyinfra
 
+#: The MSS through the lab's PPPoE link: its veth's 1500 - 40 (the lab clamps nothing there).
+PPPOE_MSS = 1460
 VPS_HOST = "lab-vps"
 ROUTER_HOST = "@rtx/127.0.0.1"
 TUNNEL_NAME = "tun-home"
 NETDEV = f"/etc/systemd/network/60-ipip6-{TUNNEL_NAME}.netdev"
 ROUTER_USER, ROUTER_PASSWORD, ROUTER_ADMIN_PASSWORD = "admin", "lab-login", "lab-admin"
 
+#: The tunnel's inner link in the lab: documentation addresses (the default, 169.254.100.0/30,
+#: is for real tunnels), the VPS at .1 and the router at .2.
+INNER_NETWORK = "192.0.2.0/30"
+VPS_INNER, ROUTER_INNER = "192.0.2.1", "192.0.2.2"
 #: Both ends' data (group_data/all.py keys), as a user's inventory would set them.
 SHARED_DATA = {
     "vps_ipv6": VPS_IPV6,
     "router_ipv6": ROUTER_WAN_IPV6,
     "home_networks": [str(parse_router_config(ROUTER_FACTORY_CONFIG).lan.network)],
+    "tunnel_inner_network": INNER_NETWORK,
 }
+#: The lab's router probes every second and falls back after 3 misses (the default is 5 x 6 s:
+#: the same mechanism, ten times slower).
+KEEPALIVE_DATA = {"rtx_keepalive_interval": 1, "rtx_keepalive_count": 3}
 
 #: What a router session sends that is no configuration: reading, and the session's own lines.
 _NOT_CONFIG = ("show ", "console ")
@@ -77,6 +89,7 @@ class TrafficCheck:
     transfer: TransferResult
     drops: int
     expected_mss: int
+    expected_source: str = VPS_UPLINK_IPV4
 
     def problems(self) -> list[str]:
         """What is wrong with traffic that should pass (empty: nothing)."""
@@ -85,14 +98,16 @@ class TrafficCheck:
             out.append(f"ping {INTERNET_HOST}: {p.received}/{p.sent} replies\n{p.output}")
         if not t.ok:
             out.append(f"TCP transfer of {t.size} bytes failed: {t.error or t.client}")
-        elif t.source_seen != VPS_UPLINK_IPV4:
-            out.append(f"the internet host saw {t.source_seen}, not the VPS's {VPS_UPLINK_IPV4}")
+        elif t.source_seen != self.expected_source:
+            out.append(f"the internet host saw {t.source_seen}, not {self.expected_source}")
         mss = {
             "SYN at the internet host": t.syn_mss,
             "SYN-ACK sent into the VPS's tunnel": t.synack_vps_mss,
             "SYN-ACK at the home host": t.synack_mss,
         }
         for where, value in mss.items():
+            if self.expected_source != VPS_UPLINK_IPV4 and "VPS" in where:
+                continue  # by PPPoE: the VPS sees none of it
             if value != self.expected_mss:
                 out.append(f"MSS of the {where}: {value}, expected {self.expected_mss}")
         if t.fragmentation():
@@ -102,15 +117,52 @@ class TrafficCheck:
         return out
 
     def trap_problems(self) -> list[str]:
-        """What is wrong with traffic that the router should drop (the trap)."""
+        """What is wrong with traffic that the router should drop (the trap): nothing may come
+        back through the tunnel, and the router's drop counter must show why. (With the
+        fallback the home's traffic leaves by PPPoE meanwhile: :meth:`problems` with
+        ``expected_source`` the PPPoE address checks that.)"""
         out = []
-        if self.ping.received:
-            out.append(f"ping got {self.ping.received}/{self.ping.sent} replies through the trap")
-        if self.transfer.ok:
-            out.append("the TCP transfer passed through the trap")
-        if self.drops < self.ping.sent:
+        if self.transfer.source_seen == VPS_UPLINK_IPV4:
+            out.append("the TCP transfer passed through the trap (the VPS's address was seen)")
+        if self.drops < 1:
             out.append(f"the router's drop counter rose by {self.drops} only")
         return out
+
+
+#: The VPS "goes down" for the home: it sends nothing into the tunnel (a firewall mistake, a
+#: stopped tunnel); a table of its own, beside the ones iptables-nft makes for the deploy.
+BLOCK_TUNNEL = (
+    "nft -f - <<'NFT'\n"
+    "table ip6 lab_block {\n"
+    "  chain output { type filter hook output priority 0; meta l4proto 4 counter drop; }\n"
+    "}\n"
+    "NFT"
+)
+UNBLOCK_TUNNEL = "nft delete table ip6 lab_block"
+
+
+@dataclass
+class Failover:
+    """One VPS outage as the home saw it (VM clock seconds)."""
+
+    switched_after: float  # VPS down → the router's default route on the fallback
+    back_after: float  # VPS back → the route on the tunnel again
+    without_ipv4: float  # the home's longest time without an answer during the outage
+    without_ipv4_back: float  # ... and while switching back
+    during: TrafficCheck  # traffic while the VPS is down (by PPPoE)
+    after: TrafficCheck  # traffic once it is back (by the tunnel)
+
+    def problems(self) -> list[str]:
+        return [f"during the outage: {p}" for p in self.during.problems()] + [
+            f"after it: {p}" for p in self.after.problems()
+        ]
+
+    def summary(self) -> str:
+        return (
+            f"fell back to PPPoE {self.switched_after:.1f} s after the VPS went down (the home "
+            f"was without IPv4 for {self.without_ipv4:.1f} s), back on the tunnel "
+            f"{self.back_after:.1f} s after it returned ({self.without_ipv4_back:.1f} s without)"
+        )
 
 
 class E2ELab:
@@ -186,6 +238,7 @@ class E2ELab:
             "rtx_admin_password": ROUTER_ADMIN_PASSWORD,
             "ssh_known_hosts_file": str(self.router_known_hosts),
             **SHARED_DATA,
+            **KEEPALIVE_DATA,
         }
         if self.sim.profile.name == "rtx1200":
             router["rtx_legacy_ssh"] = True  # RTX1200 offers only group1 kex and ssh-rsa
@@ -246,12 +299,45 @@ class E2ELab:
         limits = [t.mss_limit for t in plane.active_tunnels() if t.mss_limit]
         return min(limits) if limits else 0
 
-    def traffic(self, size: int = 4 << 20, timeout: float = 5) -> TrafficCheck:
+    def traffic(self, size: int = 4 << 20, timeout: float = 5, by: str = "tunnel") -> TrafficCheck:
+        """Ping and a TCP transfer from home to the internet host, expected ``by`` the
+        ``tunnel`` (the VPS's address seen, MSS clamped to the tunnel's) or by ``pppoe`` (the
+        router's PPPoE address seen, the PPPoE link's own MSS)."""
         before = self.net.drop_counter()
         ping = self.net.ping()
         transfer = self.net.transfer(size=size, timeout=timeout, vps_tunnel=TUNNEL_NAME)
         drops = self.net.drop_counter() - before
+        if by == "pppoe":
+            return TrafficCheck(ping, transfer, 0, PPPOE_MSS, expected_source=PPPOE_ADDRESS)
         return TrafficCheck(ping, transfer, drops, self.expected_mss)
+
+    def failover(self, timeout: float = 90) -> Failover:
+        """The VPS stops answering through the tunnel, then comes back; the home host pings the
+        internet host all along. Needs the deploy with a fallback in place."""
+        net = self.net
+        net.start_probe()
+        try:
+            down_at = net.now()
+            self.vps_sh(BLOCK_TUNNEL)
+            try:
+                switched = net.wait_keepalive("down", down_at, timeout=timeout)
+                during = self.traffic(size=1 << 20, by="pppoe")
+            finally:
+                up_at = net.now()
+                self.vps_sh(UNBLOCK_TUNNEL)
+            back = net.wait_keepalive("up", up_at, timeout=timeout)
+            after = self.traffic()
+            end = net.now()
+        finally:
+            samples = net.stop_probe()
+        return Failover(
+            switched_after=switched["time"] - down_at,
+            back_after=back["time"] - up_at,
+            without_ipv4=longest_outage(samples, down_at, up_at),
+            without_ipv4_back=longest_outage(samples, up_at, end),
+            during=during,
+            after=after,
+        )
 
     def undeploy_vps(self) -> None:
         """Remove the lab network and everything the deploy placed on the VPS, leaving the VM

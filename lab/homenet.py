@@ -10,6 +10,11 @@ inside the VM, with documentation prefixes only, so none of it exists outside th
       default via .1      lan2 2001:db8:2::1 ------------- lab-rtx 2001:db8:2::fffe
                           tunnel1: ipip6 to 2001:db8:1::1  ens3 2001:db8:1::1 (netplan)
                           IPv4 default into tunnel1        tun-home (the deploy's)
+                          pp1 192.0.2.66 (PPPoE, NAT) ----------------------------- eth1 192.0.2.65
+
+The ``pp1`` link is the home's old IPv4 over PPPoE: slow in the evening on a real line, and
+the way out while the VPS is down. The internet host sees the router's PPPoE address on it
+(192.0.2.66) and the VPS's (203.0.113.1) on the tunnel, so a test can tell the two paths apart.
 
 The router's data plane is configured from the RTX simulator's config text (read here with a
 small reader of its own, independent of the deploy's driver): all of it when the router boots,
@@ -21,7 +26,16 @@ simulator by :mod:`lab.e2e`), so traffic sees an applied change before it is sav
   + ``tunnel enable N``: an ip6tnl ``mode ipip6 … encaplimit none`` (the router sends no
   Tunnel Encapsulation Limit option); ``ip tunnel mtu``; ``ip tunnel tcp mss limit auto|N``:
   the MSS of SYNs in and out of the tunnel clamped to MTU - 40 (or N);
-- ``ip route default gateway tunnel N`` (and ``ip route NET gateway tunnel N|ADDR``).
+- ``ip tunnel address A/M`` on the tunnel's interface (``ip tunnel remote address`` is the
+  other end of that link, reached through it);
+- ``pp select 1`` … ``pp enable 1``: the ``pp1`` link up, masqueraded when the block has
+  ``ip pp nat descriptor``;
+- ``ip route default gateway tunnel N`` (and ``ip route NET gateway tunnel N|pp N|ADDR``);
+- ``ip keepalive K icmp-echo INTERVAL COUNT TARGET`` with a route ``gateway G1 keepalive K
+  gateway G2 weight 0``: a process in the router's namespace pings TARGET every INTERVAL
+  seconds; after COUNT misses in a row the route goes to G2, at the first answer back to G1,
+  each switch logged with its time (:meth:`HomeNet.keepalive_events`). The gateway is up when
+  the keepalive starts (the lab's assumption: the RTX manual does not say).
 
 And the RTX1200's quirk: incoming IPv6 packets that carry a Destination Options header are
 dropped ("received malformed option"), by an nftables rule with a counter.
@@ -58,20 +72,39 @@ VPS_TO_ROUTER = "lab-rtx"  # the VPS's side of the IPv6 path to the router
 ISP_GATEWAY_IPV6 = "2001:db8:2::fffe"  # the router's IPv6 gateway (the VPS's side of that path)
 ROUTER_WAN_IPV6 = "2001:db8:2::1"  # the router's WAN address when its config names none
 HOME_HOST_INDEX = 10  # the LAN host is the 10th address of the router's lan1 network
+PPPOE_IFNAME = "pp1"  # the router's PPPoE session, as a link of its own in the lab
+PPPOE_ADDRESS = "192.0.2.66"  # the router's address on it (IPCP would assign it)
+PPPOE_PEER = "192.0.2.65"  # the ISP's end of it, on the internet host
+PPPOE_PREFIX = 30
+KEEPALIVE_LOG = "/run/lab-rtx-keepalive.log"
 
 NAMESPACES = ("home", "rtx", "inet")
 QUIRK_TABLE = "rtx_quirk"
 MSS_TABLE = "rtx_mss"
+NAT_TABLE = "rtx_nat"
 DEFAULT_TUNNEL_MTU = 1280  # an RTX tunnel's MTU without `ip tunnel mtu`
 
-#: The router's config before the deploy: near factory settings, with the lab's LAN and WAN.
+#: The router's config before the deploy: near factory settings, with the lab's LAN and WAN,
+#: and the home's IPv4 over PPPoE (the default route the deploy's fallback keeps).
 ROUTER_FACTORY_CONFIG = f"""\
 # The lab's home router: an RTX close to factory settings, with an SSH login, the home LAN on
-# lan1 and the IPoE line on lan2 (the address an ISP's RA would give, written out).
+# lan1, the IPoE line on lan2 (the address an ISP's RA would give, written out) and IPv4 over
+# PPPoE on the same line (pp 1).
 login user admin *
+ip route default gateway pp 1
 ip lan1 address 198.51.100.1/24
 ipv6 lan2 address {ROUTER_WAN_IPV6}/64
 ipv6 route default gateway {ISP_GATEWAY_IPV6}
+pp select 1
+ pp always-on on
+ pppoe use lan2
+ pp auth accept pap chap
+ pp auth myname lab-user@isp.example lab-pppoe-password
+ ppp lcp mru on 1454
+ ip pp mtu 1454
+ ip pp nat descriptor 1000
+ pp enable 1
+nat descriptor type 1000 masquerade
 dns host lan1
 sshd service on
 sshd host key generate *
@@ -110,6 +143,7 @@ class Tunnel:
     mtu: int = DEFAULT_TUNNEL_MTU
     tcp_mss: str = "off"  # "auto", "off" or a number
     enabled: bool = False
+    inner: ipaddress.IPv4Interface | None = None  # ip tunnel address
 
     @property
     def ifname(self) -> str:
@@ -134,14 +168,35 @@ class Tunnel:
 
 
 @dataclass
+class Keepalive:
+    number: int
+    interval: int
+    count: int
+    target: str
+
+
+@dataclass
+class Route4:
+    """``ip route DEST gateway G [keepalive K gateway G2 weight 0]``."""
+
+    dest: str
+    gateway: str  # "tunnel 1", "pp 1" or an address
+    keepalive: int | None = None
+    fallback: str | None = None
+
+
+@dataclass
 class RouterPlane:
     """What the router's data plane needs from its config."""
 
     ipv4: dict[str, ipaddress.IPv4Interface] = field(default_factory=dict)  # lan1 → 198.51.100.1/24
     ipv6: dict[str, ipaddress.IPv6Interface] = field(default_factory=dict)
-    routes4: list[tuple[str, str]] = field(default_factory=list)  # (dest, "tunnel 1" | gateway)
+    routes4: list[Route4] = field(default_factory=list)
     routes6: list[tuple[str, str]] = field(default_factory=list)
     tunnels: dict[int, Tunnel] = field(default_factory=dict)
+    keepalives: dict[int, Keepalive] = field(default_factory=dict)
+    pp_enabled: set[int] = field(default_factory=set)
+    pp_nat: set[int] = field(default_factory=set)
     ignored: list[str] = field(default_factory=list)  # owned by the router, not the data plane
 
     @property
@@ -164,12 +219,27 @@ class RouterPlane:
     def active_tunnels(self) -> list[Tunnel]:
         return [t for t in self.tunnels.values() if t.enabled and t.is_ipip6]
 
+    @property
+    def pppoe_up(self) -> bool:
+        """The lab wires one PPPoE session: pp 1."""
+        return 1 in self.pp_enabled
+
+    def device_of(self, gateway: str) -> list[str] | None:
+        """``ip route`` words for an RTX gateway (None: nothing the data plane has)."""
+        if gateway.startswith("tunnel "):
+            tunnels = {f"tunnel {t.number}": t.ifname for t in self.active_tunnels()}
+            return ["dev", tunnels[gateway]] if gateway in tunnels else None
+        if gateway.startswith("pp "):
+            return ["dev", PPPOE_IFNAME] if gateway == "pp 1" and self.pppoe_up else None
+        return ["via", gateway]
+
 
 _TUNNEL_KEYS = (
     "tunnel encapsulation",
     "tunnel endpoint",
     "ip tunnel mtu",
     "ip tunnel tcp mss limit",
+    "ip tunnel address",
     "tunnel enable",
 )
 
@@ -178,6 +248,7 @@ def parse_router_config(text: str) -> RouterPlane:
     """Read a ``show config`` text (as the simulator saves it) into a :class:`RouterPlane`."""
     plane = RouterPlane()
     current: Tunnel | None = None
+    pp: int | None = None
 
     def tunnel(number: str) -> Tunnel:
         n = int(number)
@@ -190,9 +261,18 @@ def parse_router_config(text: str) -> RouterPlane:
         words = raw.split()
         line = " ".join(words)
         if not indented:
-            current = None
+            current = pp = None
         if words[:2] == ["tunnel", "select"]:
             current = None if words[2] == "none" else tunnel(words[2])
+            continue
+        if words[:2] == ["pp", "select"]:
+            pp = None if words[2] == "none" else int(words[2])
+            continue
+        if words[:2] == ["pp", "enable"] and len(words) == 3:
+            plane.pp_enabled.add(int(words[2]))
+            continue
+        if pp is not None and words[:4] == ["ip", "pp", "nat", "descriptor"]:
+            plane.pp_nat.add(pp)
             continue
         if words[:2] == ["tunnel", "enable"] and len(words) == 3:
             tunnel(words[2]).enabled = True  # valid anywhere, shown inside the block
@@ -213,6 +293,8 @@ def parse_router_config(text: str) -> RouterPlane:
                 current.mtu = int(words[3])
             elif words[:5] == ["ip", "tunnel", "tcp", "mss", "limit"]:
                 current.tcp_mss = words[5]
+            elif words[:3] == ["ip", "tunnel", "address"]:
+                current.inner = ipaddress.IPv4Interface(words[3])
             else:
                 plane.ignored.append(line)
             continue
@@ -224,9 +306,19 @@ def parse_router_config(text: str) -> RouterPlane:
         if m:
             plane.ipv6[m[1]] = ipaddress.IPv6Interface(m[2])
             continue
-        m = re.fullmatch(r"ip route (\S+) gateway (tunnel \d+|[0-9.]+)", line)
+        m = re.fullmatch(
+            r"ip route (\S+) gateway ((?:tunnel|pp) \d+|[0-9.]+)"
+            r"(?: keepalive (\d+) gateway ((?:tunnel|pp) \d+|[0-9.]+) weight 0)?",
+            line,
+        )
         if m:
-            plane.routes4.append((m[1], m[2]))
+            keepalive = int(m[3]) if m[3] else None
+            plane.routes4.append(Route4(m[1], m[2], keepalive, m[4]))
+            continue
+        m = re.fullmatch(r"ip keepalive (\d+) icmp-echo (\d+) (\d+) ([0-9.]+)", line)
+        if m:
+            k = int(m[1])
+            plane.keepalives[k] = Keepalive(k, int(m[2]), int(m[3]), m[4])
             continue
         m = re.fullmatch(r"ipv6 route (\S+) gateway ([0-9a-fA-F:]+)(?:%\S+)?", line)
         if m:
@@ -245,7 +337,7 @@ def _q(*words: object) -> str:
 
 def teardown_script() -> str:
     """Shell that removes every namespace and VPS-side link of the lab (idempotent)."""
-    lines = ["set +e"]
+    lines = ["set +e", "rm -f /run/lab-rtx-keepalive-*.pid"]
     for ns in NAMESPACES:
         lines.append(f"ip netns pids {ns} 2>/dev/null | xargs -r kill -9 2>/dev/null")
         lines.append(f"ip netns del {ns} 2>/dev/null")
@@ -265,6 +357,17 @@ def router_nft(plane: RouterPlane, quirk: bool) -> str:
             "  chain prerouting {",
             "    type filter hook prerouting priority -300; policy accept;",
             '    exthdr dst exists counter drop comment "RTX1200: received malformed option"',
+            "  }",
+            "}",
+        ]
+    if plane.pppoe_up and 1 in plane.pp_nat:
+        # `ip pp nat descriptor 1000` with `nat descriptor type 1000 masquerade`: the home's
+        # addresses leave as the PPPoE address.
+        out += [
+            f"table ip {NAT_TABLE} {{",
+            "  chain postrouting {",
+            "    type nat hook postrouting priority srcnat; policy accept;",
+            f'    oifname "{PPPOE_IFNAME}" masquerade',
             "  }",
             "}",
         ]
@@ -303,6 +406,13 @@ def build_script(plane: RouterPlane, quirk: bool = True) -> str:
         f"ip -n inet addr add {INTERNET_HOST}/24 dev eth0",
         "ip -n inet link set eth0 up",
         f"ip route replace default via {INTERNET_HOST} dev {VPS_UPLINK}",
+        # the PPPoE session: the router's old way to the internet, NATed to its own address
+        f"ip link add {PPPOE_IFNAME} netns rtx type veth peer name eth1 netns inet",
+        f"ip -n rtx addr add {PPPOE_ADDRESS}/{PPPOE_PREFIX} dev {PPPOE_IFNAME}",
+        f"ip -n rtx link set {PPPOE_IFNAME} up",
+        f"ip -n inet addr add {PPPOE_PEER}/{PPPOE_PREFIX} dev eth1",
+        "ip -n inet link set eth1 up",
+        f": > {KEEPALIVE_LOG}",
         # the IPv6 path between the VPS and the router's WAN (lan2)
         f"ip link add {VPS_TO_ROUTER} type veth peer name lan2 netns rtx",
         f"ip addr add {ISP_GATEWAY_IPV6}/64 dev {VPS_TO_ROUTER} nodad",
@@ -336,7 +446,9 @@ def router_script(plane: RouterPlane, quirk: bool = True) -> str:
     ip_rtx = ("ip", "-n", "rtx")
     lines = [
         "set -e",
-        # what an earlier config made: tunnels (their routes go with them), gateway routes
+        # what an earlier config made: keepalives, tunnels (their routes go with them), routes
+        'for f in /run/lab-rtx-keepalive-*.pid; do [ -e "$f" ] && '
+        'kill "$(cat "$f")" 2>/dev/null; rm -f "$f"; done',
         "for t in $(ip -n rtx -o link show type ip6tnl | awk -F': ' '{print $2}' | cut -d@ -f1)"
         '; do [ "$t" = ip6tnl0 ] || ip -n rtx link del dev "$t"; done',
         "ip -n rtx -4 route flush scope global 2>/dev/null || true",  # none yet: not an error
@@ -357,13 +469,64 @@ def router_script(plane: RouterPlane, quirk: bool = True) -> str:
             + _q("local", local, "remote", t.remote, "encaplimit", "none")
         )
         lines.append(_q(*ip_rtx, "link", "set", t.ifname, "mtu", t.mtu, "up"))
-    gateways = {f"tunnel {t.number}": t.ifname for t in plane.active_tunnels()}
-    for dest, gateway in plane.routes4:
-        if gateway in gateways:
-            lines.append(_q(*ip_rtx, "route", "replace", dest, "dev", gateways[gateway]))
-        elif not gateway.startswith("tunnel"):
-            lines.append(_q(*ip_rtx, "route", "replace", dest, "via", gateway))
+        if t.inner is not None:
+            lines.append(_q(*ip_rtx, "addr", "add", t.inner, "dev", t.ifname))
+    for route in plane.routes4:
+        primary = plane.device_of(route.gateway)
+        keepalive = plane.keepalives.get(route.keepalive) if route.keepalive else None
+        fallback = plane.device_of(route.fallback) if route.fallback else None
+        if primary is not None:
+            lines.append(_q(*ip_rtx, "route", "replace", route.dest, *primary))
+        elif fallback is not None:
+            lines.append(_q(*ip_rtx, "route", "replace", route.dest, *fallback))
+        if keepalive is not None and primary is not None and fallback is not None:
+            lines.append(
+                _q("ip", "netns", "exec", "rtx", "setsid", "python3", "-c", _KEEPALIVE)
+                + " "
+                + _q(
+                    keepalive.number,
+                    keepalive.interval,
+                    keepalive.count,
+                    keepalive.target,
+                    route.dest,
+                    " ".join(primary),
+                    " ".join(fallback),
+                    KEEPALIVE_LOG,
+                )
+                + " </dev/null >/dev/null 2>&1 &"
+            )
     return "\n".join(lines) + "\n"
+
+
+# The router's `ip keepalive`, run in its namespace: ping the target every INTERVAL seconds;
+# COUNT misses in a row move the route to the second gateway, one answer moves it back.
+_KEEPALIVE = r"""
+import json, os, subprocess, sys, time
+number, interval, count, target, dest, primary, fallback, log = sys.argv[1:]
+interval, count = int(interval), int(count)
+with open("/run/lab-rtx-keepalive-%s.pid" % number, "w") as f:
+    f.write(str(os.getpid()))
+def say(event, **more):
+    entry = dict(time=time.time(), keepalive=int(number), event=event, **more)
+    with open(log, "a") as f:
+        f.write(json.dumps(entry) + "\n")
+say("start", target=target)
+up, misses = True, 0
+while True:
+    t0 = time.monotonic()
+    ok = subprocess.run(["ping", "-n", "-q", "-c", "1", "-W", str(max(1, interval)), target],
+                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode == 0
+    misses = 0 if ok else misses + 1
+    if up and misses >= count:
+        up = False
+        subprocess.run(["ip", "route", "replace", dest] + fallback.split())
+        say("down", route=fallback)
+    elif ok and not up:
+        up = True
+        subprocess.run(["ip", "route", "replace", dest] + primary.split())
+        say("up", route=primary)
+    time.sleep(max(0.0, interval - (time.monotonic() - t0)))
+"""
 
 
 # --- probes --------------------------------------------------------------------------------------
@@ -469,7 +632,7 @@ print(json.dumps(res))
 before = counters()
 SYN = "tcp dst port %d and tcp[tcpflags] & (tcp-syn|tcp-ack) == tcp-syn" % port
 SYNACK = "tcp src port %d and tcp[tcpflags] & (tcp-syn|tcp-ack) == (tcp-syn|tcp-ack)" % port
-syn = capture("inet", "eth0", SYN)
+syn = capture("inet", "any", SYN)  # by the VPS (eth0) or by PPPoE (eth1)
 synack = capture("home", "eth0", SYNACK)
 synack_vps = capture("", sys.argv[5], SYNACK)
 server = subprocess.Popen(in_ns("inet", ["python3", "-c", SERVER, str(port), str(timeout + 2)]),
@@ -492,6 +655,18 @@ result = {
 }
 print(json.dumps(result))
 """
+
+
+_PROBE_LOG = "/run/lab-home-probe.log"
+_PROBE_PID = "/run/lab-home-probe.pid"
+
+
+def longest_outage(samples: list[tuple[float, bool]], start: float, end: float) -> float:
+    """The longest time without an answer between ``start`` and ``end`` (VM times): from the
+    last answer before the gap (or ``start``) to the first one after it (or ``end``)."""
+    answered = [t for t, ok in samples if ok and start <= t <= end]
+    marks = [start, *answered, end]
+    return max(b - a for a, b in zip(marks, marks[1:], strict=False))
 
 
 @dataclass
@@ -683,6 +858,64 @@ class HomeNet:
                 if "counter" in expr:
                     return int(expr["counter"]["packets"])
         raise RuntimeError(f"no counter in the router's quirk chain: {out}")
+
+    # --- the fallback: keepalive events and the home's view of an outage ----------------------
+    def keepalive_events(self, since: float = 0.0) -> list[dict]:
+        """The keepalives' log since VM time ``since``: ``{"time", "keepalive", "event":
+        "start" | "down" | "up", "route"}``."""
+        out = ssh(self.vm, f"cat {KEEPALIVE_LOG} 2>/dev/null; true", timeout=60).stdout
+        events = [json.loads(line) for line in out.splitlines() if line.strip()]
+        return [e for e in events if e["time"] >= since]
+
+    def wait_keepalive(self, event: str, since: float, timeout: float = 90) -> dict:
+        """The first keepalive ``event`` after VM time ``since`` (polled; AssertionError with
+        the log and the namespaces when it does not come within ``timeout`` seconds)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            found = [e for e in self.keepalive_events(since) if e["event"] == event]
+            if found:
+                return found[0]
+            if time.monotonic() > deadline:
+                raise AssertionError(
+                    f"no keepalive {event!r} within {timeout:g} s: "
+                    f"{self.keepalive_events()}\n{self.describe()}"
+                )
+            time.sleep(0.5)
+
+    def now(self) -> float:
+        """The VM's clock (the keepalive log and the probe use it)."""
+        return float(ssh(self.vm, "date +%s.%N", timeout=60).stdout.strip())
+
+    def start_probe(self, interval: float = 0.2, target: str = INTERNET_HOST) -> None:
+        """From the home host, one ping every ``interval`` seconds until :meth:`stop_probe`,
+        each a new process: a new ICMP id, so a new flow for the router's NAT, as a new
+        connection from home would be."""
+        script = (
+            f"while :; do if ip netns exec home ping -n -q -c 1 -W 1 {shlex.quote(target)} "
+            '>/dev/null 2>&1; then r=ok; else r=miss; fi; echo "$r $(date +%s.%N)"; '
+            f"sleep {interval:g}; done"
+        )
+        ssh(
+            self.vm,
+            f"rm -f {_PROBE_LOG}; setsid bash -c {shlex.quote(script)} >{_PROBE_LOG} "
+            f"2>/dev/null </dev/null & echo $! > {_PROBE_PID}",
+            timeout=60,
+        )
+
+    def stop_probe(self) -> list[tuple[float, bool]]:
+        """Stop the probe; its samples as (VM time, answered)."""
+        out = ssh(
+            self.vm,
+            f'kill -- -"$(cat {_PROBE_PID})" 2>/dev/null; sleep 0.3; cat {_PROBE_LOG}; '
+            f"rm -f {_PROBE_PID} {_PROBE_LOG}",
+            timeout=60,
+        ).stdout
+        samples = []
+        for line in out.splitlines():
+            words = line.split()
+            if len(words) == 2 and words[0] in ("ok", "miss"):
+                samples.append((float(words[1]), words[0] == "ok"))
+        return samples
 
     def describe(self) -> str:
         """The namespaces' links and routes, for error messages."""

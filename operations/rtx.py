@@ -152,6 +152,8 @@ def tunnel(
         host.noop(step.noop)
         return
     assert step.plan is not None
+    for note in step.notes:
+        host.log(note, logger.info)
     delta = step.plan.delta
     show_diff(
         "Will change the router's tunnel section:",

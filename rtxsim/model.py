@@ -250,11 +250,41 @@ def _lan_arg(cfg: RouterConfig, args: list[str]) -> None:
 
 
 def _gateway(version: int) -> Check:
+    """``gateway G [keepalive K] [weight W] [gateway G2 ...]``: each gateway and option."""
+
     def check(cfg: RouterConfig, args: list[str]) -> None:
         if args[0] != "gateway":
             raise _err("keyword", args[0])
-        gw = args[1]
-        rest = args[2:]
+        clauses: list[list[str]] = []
+        for token in args:
+            if token == "gateway":
+                clauses.append([])
+            else:
+                clauses[-1].append(token)
+        for clause in clauses:
+            if not clause:
+                raise _err("params")
+            one(cfg, clause)
+
+    def one(cfg: RouterConfig, clause: list[str]) -> None:
+        gw, rest = clause[0], clause[1:]
+        options = []
+        if gw in ("pp", "tunnel", "dhcp") and rest:
+            rest, options = rest[:1], rest[1:]
+        elif gw not in ("pp", "tunnel", "dhcp"):
+            rest, options = [], rest
+        while options:
+            word = options.pop(0)
+            if word in ("keepalive", "weight", "filter", "metric"):
+                if not options or not _INT.fullmatch(options[0]):
+                    raise _err("params" if not options else "range", word)
+                value = int(options.pop(0))
+                if word == "keepalive" and not 1 <= value <= KEEPALIVE_MAX:
+                    raise _err("range", str(value))
+                while word == "filter" and options and _INT.fullmatch(options[0]):
+                    options.pop(0)
+            elif word != "hide":
+                raise _err("keyword", word)
         if gw in ("pp", "tunnel"):
             if not rest:
                 raise _err("params")
@@ -302,6 +332,31 @@ def _address4(cfg: RouterConfig, args: list[str]) -> None:
             raise _err("range", " ".join(args))
     elif _net(args[0], 4) is None or "/" not in args[0]:
         raise _err("range", args[0])
+
+
+def _host4(cfg: RouterConfig, args: list[str]) -> None:
+    addr = _ip(args[0])
+    if addr is None or addr.version != 4:
+        raise _err("range", args[0])
+
+
+#: ``ip keepalive`` numbers (RTX830 and RTX1210 document 1-100 [inferred for other models]).
+KEEPALIVE_MAX = 100
+
+
+def _keepalive(cfg: RouterConfig, args: list[str]) -> None:
+    """``icmp-echo INTERVAL COUNT TARGET [option=value ...]``."""
+    kind, interval, count, target, *options = args
+    if kind != "icmp-echo":
+        raise _err("keyword", kind)
+    for value, hi in ((interval, 65535), (count, 100)):
+        if not _INT.fullmatch(value) or not 1 <= int(value) <= hi:
+            raise _err("range", value)
+    _host4(cfg, [target])
+    for option in options:
+        name, sep, value = option.partition("=")
+        if not sep or name not in ("upwait", "downwait", "length", "local-address"):
+            raise _err("keyword", option)
 
 
 def _address6(cfg: RouterConfig, args: list[str]) -> None:
@@ -435,7 +490,8 @@ _SPEC_LIST: list[Spec] = [
         check=_endpoint,
         feature="endpoint-local-remote",
     ),
-    S("ip tunnel address", ctx="tunnel", group="tunnel"),
+    S("ip tunnel address", ctx="tunnel", group="tunnel", check=_address4),
+    S("ip tunnel remote address", ctx="tunnel", group="tunnel", check=_host4),
     S("ip tunnel mtu", ctx="tunnel", group="tunnel", check=_int_range(68, 1500)),
     S(
         "ip tunnel secure filter {dir}",
@@ -449,6 +505,8 @@ _SPEC_LIST: list[Spec] = [
     S("tunnel enable {tn}", args=(0, 0), group="tunnel", block="tunnel"),
     S("tunnel disable {tn}", args=(0, 0), group="tunnel", block="tunnel", action="disable"),
     S("tunnel select {tsel}", args=(0, 0), action="select"),
+    # --- keepalives (the gateway of a route with `keepalive N` is up while N answers)
+    S("ip keepalive {keepalive}", args=(4, None), group="ip keepalive", check=_keepalive),
     # --- filters
     S("ip filter {n}", args=(2, 6), group="ip filter", check=_filter),
     S("ip filter dynamic {n}", args=(3, None), group="ip filter dynamic"),
@@ -520,6 +578,7 @@ GROUPS: tuple[str, ...] = (
     "ip filter dynamic",
     "ipv6 filter",
     "ipv6 filter dynamic",
+    "ip keepalive",
     "nat",
     "syslog",
     "telnetd",
@@ -819,6 +878,10 @@ class RouterConfig:
         """
         if kind in ("n", "m"):
             if not _INT.fullmatch(value) or not 1 <= int(value) <= _INT_MAX:
+                raise _err("range", value)
+            return int(value), (0, int(value), 0)
+        if kind == "keepalive":
+            if not _INT.fullmatch(value) or not 1 <= int(value) <= KEEPALIVE_MAX:
                 raise _err("range", value)
             return int(value), (0, int(value), 0)
         if kind in ("tn", "pn", "tsel", "psel"):

@@ -5,45 +5,50 @@ namespaces in the VM are the router's data plane (following the simulator's runn
 it changes), a home LAN host and an internet host (see ``lab.homenet``). The project's own
 ``deploy.py`` runs through the real pyinfra CLI against both ends, as a user would run it.
 
-The tests run in file order and build on each other: preview, a first deploy whose router change
-carries no traffic (rolled back), apply, traffic, a no-op second run, the EncapsulationLimit trap
-of the blog post, and a reboot of both ends.
+The tests run in file order and build on each other: the home on PPPoE before the deploy,
+preview, a first deploy whose router change carries no traffic (rolled back), apply, traffic, a
+VPS outage the router falls back from (to PPPoE) and returns from, a no-op second run, the
+EncapsulationLimit trap of the blog post, and a reboot of both ends.
 """
 
 from __future__ import annotations
 
 import pytest
 
-from lab.e2e import NETDEV, ROUTER_HOST, TUNNEL_NAME, VPS_HOST, E2ELab
-from lab.homenet import ROUTER_FACTORY_CONFIG, VPS_UPLINK
+from lab.e2e import (
+    BLOCK_TUNNEL,
+    NETDEV,
+    ROUTER_HOST,
+    TUNNEL_NAME,
+    UNBLOCK_TUNNEL,
+    VPS_HOST,
+    E2ELab,
+)
+from lab.homenet import PPPOE_ADDRESS, ROUTER_FACTORY_CONFIG, VPS_UPLINK
 
 pytestmark = pytest.mark.vm
 
 SAVE_OP = "Router: verify by traffic from the VPS, then save"
 TUNNEL_OP = "Router: ipip6 tunnel and default route"
-# The router's LAN address (ROUTER_FACTORY_CONFIG): rtx_verify_ping's default picks it.
-PING = "ping 198.51.100.1 from lab-vps through tun-home"
+# The router's inner address (the lab's tunnel_inner_network): rtx_verify_ping's default.
+PING = "ping 192.0.2.2 from lab-vps through tun-home"
 
-# The IPv6 path loses protocol 4 (IPv4 in IPv6) from the VPS, as a WAN filter without a pass
-# for it would: the router's change is fine on paper and carries nothing. A table of its own,
-# beside the ones iptables-nft makes for the deploy's rules.
-BLOCK_TUNNEL = (
-    "nft -f - <<'NFT'\n"
-    "table ip6 lab_block {\n"
-    "  chain output { type filter hook output priority 0; meta l4proto 4 counter drop; }\n"
-    "}\n"
-    "NFT"
-)
-UNBLOCK_TUNNEL = "nft delete table ip6 lab_block"
+# BLOCK_TUNNEL: the IPv6 path loses protocol 4 (IPv4 in IPv6) from the VPS, as a WAN filter
+# without a pass for it would: the router's change is fine on paper and carries nothing.
 
+KEEPALIVE = "ip keepalive 1 icmp-echo 1 3 192.0.2.1"
 ROUTER_LINES = [
-    "ip route default gateway tunnel 1",
+    # The fallback is the router's own default route before the deploy: pp 1.
+    "ip route default gateway tunnel 1 keepalive 1 gateway pp 1 weight 0",
     "tunnel select 1",
     " tunnel encapsulation ipip",
     " tunnel endpoint address 2001:db8:1::1",
+    " ip tunnel address 192.0.2.2/30",
+    " ip tunnel remote address 192.0.2.1",
     " ip tunnel mtu 1460",
     " ip tunnel tcp mss limit auto",
     " tunnel enable 1",
+    KEEPALIVE,
 ]
 
 
@@ -66,10 +71,10 @@ def assert_passes(check) -> None:
     assert check.problems() == [], "\n".join(check.problems())
 
 
-def test_home_cannot_reach_the_internet_before_the_deploy(lab):
-    ping = lab.net.ping(count=1, wait=1)
-    assert ping.received == 0
-    assert "Unreachable" in ping.output  # the router has no IPv4 default route yet
+def test_home_reaches_the_internet_by_pppoe_before_the_deploy(lab):
+    check = lab.traffic(size=1 << 20, by="pppoe")
+    assert_passes(check)
+    assert check.transfer.source_seen == PPPOE_ADDRESS
 
 
 def test_preview_shows_both_ends_and_changes_nothing(lab):
@@ -81,6 +86,10 @@ def test_preview_shows_both_ends_and_changes_nothing(lab):
     assert "+ EncapsulationLimit=none" in run.output
     assert f"-o {VPS_UPLINK} -j MASQUERADE" in run.output
     assert "+  tunnel endpoint address 2001:db8:1::1" in run.output  # pyinfra's diff layout
+    assert f"+ {KEEPALIVE}" in run.output
+    assert f"+ {ROUTER_LINES[0]}" in run.output and "- ip route default gateway pp 1" in run.output
+    assert "fallback: pp 1, the router's default route before this deploy" in run.output
+    assert "+ Address=192.0.2.1/30" in run.output
     assert lab.router_config_commands(mark) == []
     assert lab.sim.running_config_text == lab.sim.saved_config_text == saved
     assert lab.vps_sh(f"ip link show dev {TUNNEL_NAME} 2>&1 || true").startswith("Device")
@@ -136,6 +145,18 @@ def test_traffic_passes_nated_and_unfragmented(lab):
     )
 
 
+def test_home_falls_back_to_pppoe_while_the_vps_is_down_and_comes_back(lab):
+    failover = lab.failover()
+    assert failover.problems() == [], "\n".join(failover.problems())
+    assert failover.during.transfer.source_seen == PPPOE_ADDRESS
+    assert failover.after.transfer.source_seen == "203.0.113.1"
+    print(f"failover: {failover.summary()}")
+    # 3 probes 1 s apart: generous bounds, the figures are printed above.
+    assert failover.switched_after < 20 and failover.back_after < 20
+    assert failover.without_ipv4 < 25
+    assert lab.sim.running_config_text == lab.sim.saved_config_text  # the router's own doing
+
+
 def test_second_run_changes_nothing_on_either_end(lab):
     before, saved, mark = lab.vps_snapshot(), lab.sim.saved_config_text, lab.router_log_mark()
     run = lab.deploy()
@@ -148,20 +169,28 @@ def test_second_run_changes_nothing_on_either_end(lab):
 
 def test_trap_reproduced_then_defeated_by_the_deploy(lab):
     # The blog's first try: the same .netdev without EncapsulationLimit=none.
+    since = lab.net.now()
     link = lab.hand_made_tunnel()
     # the kernel's default, 4 (systemd before 248 wrote 0: a Destination Options header too)
     assert "encaplimit 4" in link or "encaplimit 0" in link, link
     assert "EncapsulationLimit" not in lab.vps_sh(f"grep -v '^#' {NETDEV}")
-    trapped = lab.traffic(size=1 << 20, timeout=3)
+    # The router drops what the VPS sends, its keepalive's replies too: it falls back.
+    lab.net.wait_keepalive("down", since)
+    trapped = lab.traffic(size=1 << 20, timeout=3, by="pppoe")
+    assert_passes(trapped)  # the home is online meanwhile, by PPPoE
+    drops_before = lab.net.drop_counter()
+    lab.net.ping(count=1, target="192.0.2.1", wait=1)  # home → the VPS's inner address
+    trapped.drops = lab.net.drop_counter() - drops_before
     assert trapped.trap_problems() == [], "\n".join(trapped.trap_problems())
 
-    mark = lab.router_log_mark()
+    mark, fixed = lab.router_log_mark(), lab.net.now()
     run = lab.deploy()
     assert run.ok, run
     assert run.changed(VPS_HOST) == ["VPS: tunnel tun-home"]
     assert run.changed(ROUTER_HOST) == []
     assert lab.router_config_commands(mark) == []
     assert "encaplimit none" in lab.vps_tunnel()
+    lab.net.wait_keepalive("up", fixed)
     assert_passes(lab.traffic())
 
 

@@ -5,7 +5,14 @@ from __future__ import annotations
 
 import subprocess
 
-from lab.homenet import ROUTER_FACTORY_CONFIG, HomeNet, parse_router_config, router_script
+from lab.homenet import (
+    KEEPALIVE_LOG,
+    ROUTER_FACTORY_CONFIG,
+    HomeNet,
+    longest_outage,
+    parse_router_config,
+    router_script,
+)
 
 TUNNEL = """\
 ip route default gateway tunnel 1
@@ -68,3 +75,57 @@ def test_follow_runs_only_when_the_data_plane_changes():
     net.follow(ROUTER_FACTORY_CONFIG)  # rolled back
     assert len(vm.scripts) == built + 3 and net.plane.active_tunnels() == []
     assert net.follow_errors == []
+
+
+FALLBACK = """\
+ip route default gateway tunnel 1 keepalive 1 gateway pp 1 weight 0
+tunnel select 1
+ tunnel encapsulation ipip
+ tunnel endpoint address 2001:db8:1::1
+ ip tunnel address 192.0.2.2/30
+ ip tunnel remote address 192.0.2.1
+ tunnel enable 1
+ip keepalive 1 icmp-echo 1 3 192.0.2.1
+"""
+
+
+def test_the_factory_config_goes_out_by_pppoe_nated():
+    plane = parse_router_config(ROUTER_FACTORY_CONFIG)
+    assert plane.pppoe_up and plane.pp_nat == {1}
+    script = router_script(plane)
+    assert "ip -n rtx route replace default dev pp1" in script
+    assert 'oifname "pp1" masquerade' in script
+
+
+def test_a_keepalive_route_starts_on_the_tunnel_with_a_probe_that_can_fall_back():
+    text = ROUTER_FACTORY_CONFIG.replace("ip route default gateway pp 1\n", "") + FALLBACK
+    plane = parse_router_config(text)
+    assert plane.keepalives[1].target == "192.0.2.1" and plane.keepalives[1].count == 3
+    assert plane.routes4[0].fallback == "pp 1"
+    script = router_script(plane)
+    assert "ip -n rtx addr add 192.0.2.2/30 dev tunnel1" in script
+    assert "ip -n rtx route replace default dev tunnel1" in script
+    assert "ip netns exec rtx setsid python3 -c " in script
+    assert (
+        f"' 1 1 3 192.0.2.1 default 'dev tunnel1' 'dev pp1' {KEEPALIVE_LOG} "
+        "</dev/null >/dev/null 2>&1 &"
+    ) in script
+    # A config without the keepalive stops the probe (every script kills the old ones first).
+    assert (
+        router_script(parse_router_config(ROUTER_FACTORY_CONFIG))
+        .splitlines()[1]
+        .startswith("for f in /run/lab-rtx-keepalive-*.pid")
+    )
+
+
+def test_a_keepalive_whose_fallback_is_down_is_no_fallback():
+    text = ROUTER_FACTORY_CONFIG.replace(" pp enable 1\n", "") + FALLBACK
+    script = router_script(parse_router_config(text))
+    assert "setsid" not in script
+
+
+def test_the_longest_outage_is_between_answers_inside_the_window():
+    samples = [(0.0, True), (1.0, True), (2.0, False), (3.0, False), (4.5, True), (9.0, True)]
+    assert longest_outage(samples, 0.5, 5.0) == 3.5  # 1.0 → 4.5
+    assert longest_outage(samples, 4.0, 5.0) == 0.5  # 4.0 → 4.5, then 4.5 → 5.0
+    assert longest_outage([(1.0, False)], 0.0, 2.0) == 2.0  # no answer at all

@@ -9,7 +9,8 @@ import ipaddress
 
 import pytest
 
-from ipip6.rtx.config import desired_lines
+from ipip6.rtx.config import RouterConfig, desired_lines
+from ipip6.rtx.fallback import choose_fallback
 from ipip6.settings import (
     RouterSettings,
     SettingsError,
@@ -40,7 +41,11 @@ def vps_files(settings: VpsSettings) -> dict[str, str]:
 
 
 def router_lines(settings: RouterSettings) -> list[str]:
-    section = desired_lines(settings, settings.rtx_tunnel_number or 1)
+    """Every line the deploy would own, the fallback's included (from a router whose default
+    route was `pp 1`)."""
+    n = settings.rtx_tunnel_number or 1
+    before = RouterConfig.parse("ip route default gateway pp 1\n")
+    section = desired_lines(settings, n, choose_fallback(settings, before, n))
     return [*section.tunnel_lines, *section.global_lines]
 
 
@@ -89,9 +94,16 @@ def test_hostile_home_networks_are_refused(suffix):
 
 
 @pytest.mark.parametrize("suffix", HOSTILE_TEXT, ids=repr)
-@pytest.mark.parametrize("key", ["vps_ipv6", "router_ipv6", "rtx_verify_ping"])
+@pytest.mark.parametrize(
+    "key",
+    ["vps_ipv6", "router_ipv6", "rtx_verify_ping", "rtx_fallback_gateway", "tunnel_inner_network"],
+)
 def test_hostile_router_values_are_refused(key, suffix):
-    good = {"rtx_verify_ping": "192.168.100.1"}.get(key) or FIELDS[key]
+    good = {
+        "rtx_verify_ping": "192.168.100.1",
+        "rtx_fallback_gateway": "pp 1",
+        "tunnel_inner_network": "169.254.100.0/30",
+    }.get(key) or FIELDS[key]
     with pytest.raises(SettingsError):
         load_router_settings("r", {**ROUTER, key: good + suffix})
 
@@ -133,7 +145,7 @@ def test_every_generated_line_is_one_line_with_plain_words():
         assert INJECTED not in text, path
     for line in router_lines(load_router_settings("r", ROUTER)):
         assert line.isprintable() and "\n" not in line
-    assert shape(router_lines(load_router_settings("r", ROUTER))) == [3, 4, 4, 6, 3, 7, 6]
+    assert shape(router_lines(load_router_settings("r", ROUTER))) == [3, 4, 4, 5, 4, 6, 3, 7, 7, 13]
 
 
 # Past validation some other way (model_construct skips it): the renderers still refuse.

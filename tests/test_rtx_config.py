@@ -83,6 +83,8 @@ def settings(**overrides) -> RouterSettings:
         "router_ipv6": ROUTER,
         "home_networks": ["192.168.100.0/24"],
         "rtx_admin_password": "secret",
+        # The layout before inner addresses (tests/test_rtx_fallback.py has them).
+        "tunnel_inner_network": False,
     }
     data.update(overrides)
     return RouterSettings(**data)

@@ -78,6 +78,9 @@ def router(name: str, sim: Simulator, **data) -> tuple[str, dict]:
         "home_networks": ["192.168.100.0/24"],
         # These inventories hold routers only: the VPS end is someone else's.
         "rtx_vps_managed_elsewhere": True,
+        # The tunnel without inner addresses (and so without fallback): what these tests were
+        # written for. tests/test_rtx_fallback_sim.py drives the defaults.
+        "tunnel_inner_network": False,
     }
     base.update(data)
     return f"@rtx/{name}", base

@@ -47,6 +47,7 @@ def deploy(tmp_path, sim: Simulator, ping: list[str], *args: str, vps=None, **ro
         "vps_ipv6": VPS,
         "router_ipv6": ROUTER,
         "home_networks": ["192.168.100.0/24"],
+        "tunnel_inner_network": False,  # as the router's (tests/test_rtx_deploy.py)
         **(vps or {}),
     }
     known = tmp_path / "known_hosts"

@@ -23,6 +23,7 @@ OUTPUT = [
     "addr 1: lo    inet 127.0.0.1/8 scope host lo\\       valid_lft forever",
     "addr 2: ens3    inet 192.0.2.10/24 brd 192.0.2.255 scope global dynamic ens3\\    valid",
     "addr 6: docker0    inet 172.17.0.1/16 brd 172.17.255.255 scope global docker0",
+    "addr 5: tun-home    inet 169.254.100.1/30 scope global tun-home\\       valid_lft forever",
     "route default via 192.0.2.1 dev ens3 proto dhcp src 192.0.2.10 metric 100",
     "netdev /etc/systemd/network/60-ipip6-tun-home.netdev",
 ]
@@ -41,7 +42,8 @@ def network() -> dict:
 def test_the_fact_reads_links_addresses_gateways_and_the_ssh_port():
     found = network()
     assert found["links"] == {"lo": "", "ens3": "", "tun-home": "ip6tnl", "docker0": "bridge"}
-    assert found["ipv4"] == ["127.0.0.1", "192.0.2.10", "172.17.0.1"]
+    assert found["ipv4"] == ["127.0.0.1", "192.0.2.10", "172.17.0.1", "169.254.100.1"]
+    assert found["ipv4_links"]["169.254.100.1"] == "tun-home"
     assert found["gateways"] == ["192.0.2.1"]
     assert found["owned_netdevs"] == ["tun-home"]
     assert found["ssh_server_port"] == 22
@@ -73,3 +75,17 @@ def test_each_conflict_is_named():
 def test_nothing_known_means_nothing_refused():
     # sudo without $SSH_CONNECTION, or a connector that prints nothing: no guess either way.
     assert conflicts(load_vps_settings("v", {**BASE, "ssh_port_allowed": 2222}), {}) == []
+
+
+def test_an_inner_network_the_vps_already_uses_is_refused_but_not_its_own_tunnels():
+    def problems(**changes):
+        return "\n".join(conflicts(load_vps_settings("v", {**BASE, **changes}), network()))
+
+    # The deploy's own tunnel holds the inner address: no conflict (a converged VPS).
+    assert problems() == ""
+    assert (
+        "tunnel_inner_network (value '172.17.0.0/30'): holds the VPS's own IPv4 address "
+        "172.17.0.1 (on docker0)" in problems(tunnel_inner_network="172.17.0.0/30")
+    )
+    # Another tunnel name: tun-home is then not this deploy's tunnel for this data.
+    assert "169.254.100.1 (on tun-home)" in problems(tunnel_name="tun-b")

@@ -96,9 +96,25 @@ def test_rules_v4_policy_nat_and_mss():
 
 
 def test_rules_v4_without_nat_or_clamp():
-    text = render.render_rules_v4(settings(nat=False, mss_clamp=False))
+    text = render.render_rules_v4(settings(nat=False, mss_clamp=False, tunnel_inner_network=False))
     assert "MASQUERADE" not in text
     assert "TCPMSS" not in text
+
+
+def test_the_routers_inner_address_is_forwarded_and_natted_even_without_nat():
+    # The router's own traffic (its DNS proxy, NTP) leaves by the tunnel with its inner
+    # address, which no network routes back: it is NATed whatever `nat` says.
+    lines = rule_lines(render.render_rules_v4(settings(nat=False)))
+    assert "-A FORWARD -i tun-home -s 169.254.100.2/32 -j ACCEPT" in lines
+    assert "-A POSTROUTING -s 169.254.100.2/32 -o ens3 -j MASQUERADE" in lines
+    assert not any("MASQUERADE" in line and "192.168" in line for line in lines)
+
+
+def test_network_unit_carries_the_vps_inner_address():
+    text = render.render_network(settings(tunnel_inner_network="192.0.2.0/31"))
+    assert "Address=192.0.2.0/31" in text.splitlines()
+    assert "Address=" not in render.render_network(settings(tunnel_inner_network=False))
+    assert "Address=169.254.100.1/30" in render.render_network(settings()).splitlines()
 
 
 def test_rules_v6_lets_protocol_4_in_from_the_router_only():

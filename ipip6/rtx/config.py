@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING
 from ipip6 import safe_text
 
 if TYPE_CHECKING:
+    from ipip6.rtx.fallback import FallbackChoice
     from ipip6.settings import RouterSettings
 
 # The router's default terminal width; output is hard-wrapped after ``width - 1`` characters.
@@ -197,6 +198,7 @@ _NUMBERED_HEADS = (
     "nat descriptor address outer",
     "nat descriptor address inner",
     "ipv6 prefix",
+    "ip keepalive",
 )
 # Multi-word heads whose value follows (longest first when matching).
 _FIXED_HEADS = (
@@ -208,6 +210,8 @@ _FIXED_HEADS = (
     "tunnel endpoint name",
     "tunnel encapsulation",
     "ip tunnel tcp mss limit",
+    "ip tunnel address",
+    "ip tunnel remote address",
     "ip tunnel mtu",
     "ip tunnel secure filter in",
     "ip tunnel secure filter out",
@@ -291,6 +295,8 @@ def _normalise_spaces(line: str) -> str:
 _TUNNEL_ORDER = (
     "tunnel encapsulation",
     "tunnel endpoint",
+    "ip tunnel address",
+    "ip tunnel remote address",
     "ip tunnel mtu",
     "ip tunnel secure filter",
     "ip tunnel nat descriptor",
@@ -303,6 +309,8 @@ def is_owned_tunnel_key(key: str, tunnel_number: int) -> bool:
     """Whether a line with this :func:`line_key` inside ``tunnel select N`` is one of the
     heads this deploy owns there (every ``tunnel endpoint …`` form included)."""
     return key.startswith(("tunnel encapsulation", "tunnel endpoint")) or key in (
+        "ip tunnel address",
+        "ip tunnel remote address",
         "ip tunnel mtu",
         "ip tunnel tcp mss limit",
         f"tunnel enable {tunnel_number}",
@@ -318,6 +326,10 @@ class OwnedSection:
     global_lines: tuple[str, ...]
     takeover: bool = False
     """The whole ``tunnel select N`` block is owned: lines the deploy does not write go."""
+    retired_keys: tuple[str, ...] = ()
+    """Top-level lines this deploy wrote earlier and no longer wants (removed if present)."""
+    keepalive_number: int | None = None
+    """The ``ip keepalive`` of the fallback (None: no fallback)."""
 
     @property
     def tunnel_parent(self) -> str:
@@ -331,14 +343,29 @@ class OwnedSection:
     def global_keys(self) -> tuple[str, ...]:
         return tuple(line_key(line) for line in self.global_lines)
 
+    @property
+    def owned_global_keys(self) -> tuple[str, ...]:
+        """Every top-level key this deploy owns here: the wanted lines and the retired ones."""
+        return self.global_keys + tuple(k for k in self.retired_keys if k not in self.global_keys)
 
-def desired_lines(settings: RouterSettings, tunnel_number: int) -> OwnedSection:
-    """The owned section for one router, from its validated settings and the tunnel number
-    chosen for it (:func:`ipip6.rtx.tunnel_slot.choose_tunnel`)."""
+
+def desired_lines(
+    settings: RouterSettings, tunnel_number: int, fallback: FallbackChoice | None = None
+) -> OwnedSection:
+    """The owned section for one router, from its validated settings, the tunnel number chosen
+    for it (:func:`ipip6.rtx.tunnel_slot.choose_tunnel`) and its fallback
+    (:func:`ipip6.rtx.fallback.choose_fallback`; None: a plain default route)."""
     n = tunnel_number
+    inner = []
+    if settings.inner is not None:
+        inner = [
+            f"ip tunnel address {settings.inner.router}",
+            f"ip tunnel remote address {settings.inner.vps.ip}",
+        ]
     tunnel = (
         "tunnel encapsulation ipip",
         f"tunnel endpoint address {settings.vps_ipv6.compressed}",
+        *inner,
         f"ip tunnel mtu {settings.tunnel_mtu}",
         "ip tunnel tcp mss limit auto",
         f"tunnel enable {n}",
@@ -349,8 +376,14 @@ def desired_lines(settings: RouterSettings, tunnel_number: int) -> OwnedSection:
             f"ipv6 filter {settings.rtx_ipv6_filter_number} pass "
             f"{settings.vps_ipv6.compressed} {settings.router_ipv6.compressed} 4"
         )
+    chosen = fallback.fallback if fallback is not None else None
+    if chosen is not None:
+        # Before the route that names it.
+        globals_.append(chosen.keepalive_line())
     if settings.rtx_default_route:
-        globals_.append(f"ip route default gateway tunnel {n}")
+        route = chosen.route_line(n) if chosen else f"ip route default gateway tunnel {n}"
+        globals_.append(route)
+    retired = tuple(keepalive_key(n) for n in (fallback.retired if fallback else ()))
     # Second line of defence behind validation: no value may add a command line.
     for line in (*tunnel, *globals_):
         safe_text.single_line(line, "router config line")
@@ -359,7 +392,14 @@ def desired_lines(settings: RouterSettings, tunnel_number: int) -> OwnedSection:
         tunnel_lines=tunnel,
         global_lines=tuple(globals_),
         takeover=settings.rtx_tunnel_takeover,
+        retired_keys=retired,
+        keepalive_number=chosen.keepalive if chosen else None,
     )
+
+
+def keepalive_key(number: int) -> str:
+    """The :func:`line_key` of ``ip keepalive N …``."""
+    return f"ip keepalive {number}"
 
 
 def _tunnel_rank(key: str) -> int:
@@ -372,7 +412,7 @@ def _tunnel_rank(key: str) -> int:
 def _running_owned(running: RouterConfig, desired: OwnedSection) -> tuple[list[str], list[str]]:
     """(owned top-level lines, owned lines in the tunnel block) as they run now."""
     globals_ = []
-    for key in desired.global_keys:
+    for key in desired.owned_global_keys:
         line = running.get(key)
         if line is not None:
             globals_.append(line.text)
@@ -483,13 +523,23 @@ def compare(running: RouterConfig, desired: OwnedSection) -> ConfigDelta:
             undo_tunnel.append(_no(key))
     undo_tunnel.extend(text for key, text in run_by_key.items() if key not in want_by_key)
 
+    # Lines written earlier and no longer wanted go last (a route may still name them before).
+    retire = [
+        (_no(key), running.get(key).text)  # type: ignore[union-attr]
+        for key in desired.retired_keys
+        if key not in desired.global_keys and running.get(key) is not None
+    ]
+
     commands = [cmd for cmd, _ in pre]
     if tunnel_cmds:
         commands += [desired.tunnel_parent, *tunnel_cmds, "tunnel select none"]
     commands += [cmd for cmd, _ in post]
+    commands += [cmd for cmd, _ in retire]
 
-    # Undo the default route first: it is what gives the home network its old path back.
-    rollback = [undo for _, undo in post]
+    # Undo the default route first: it is what gives the home network its old path back (after
+    # whatever it named is back).
+    rollback = [undo for _, undo in retire]
+    rollback += [undo for _, undo in post]
     if undo_tunnel:
         rollback += [desired.tunnel_parent, *undo_tunnel, "tunnel select none"]
     rollback += [undo for _, undo in pre]
@@ -529,7 +579,7 @@ def unowned_view(
     """Every line of ``config`` that ``desired`` does not own, in the router's order; top-level
     lines whose :func:`line_key` is in ``ignore`` (e.g. the session's console settings) are
     left out too. The owned tunnel block appears only with its foreign children."""
-    skip = set(desired.global_keys) | set(ignore)
+    skip = set(desired.owned_global_keys) | set(ignore)
     parent = _normalise_spaces(desired.tunnel_parent)
     out: list[str] = []
     for line in config.lines:

@@ -11,7 +11,7 @@ Pure: no I/O.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ipip6.rtx import commit as gate
 from ipip6.rtx.config import (
@@ -19,9 +19,16 @@ from ipip6.rtx.config import (
     RouterConfig,
     compare,
     desired_lines,
+    keepalive_key,
     line_diff,
     owned_view,
     redact_line,
+)
+from ipip6.rtx.fallback import (
+    FallbackChoice,
+    FallbackRefused,
+    choose_fallback,
+    stale_keepalives,
 )
 from ipip6.rtx.tunnel_slot import TunnelRefused, choose_tunnel, tunnel_use
 from ipip6.settings import RouterSettings
@@ -65,8 +72,15 @@ def _owned_keys(settings: RouterSettings) -> tuple[str, ...]:
 
 
 def owned_section(settings: RouterSettings, running: RouterConfig) -> OwnedSection:
-    """The owned lines on this router: the settings with the tunnel number chosen from the
-    running config. Raises :class:`~ipip6.rtx.tunnel_slot.TunnelRefused`."""
+    """The owned lines on this router: the settings with the tunnel number and the fallback
+    chosen from the running config. Raises :class:`~ipip6.rtx.tunnel_slot.TunnelRefused` or
+    :class:`~ipip6.rtx.fallback.FallbackRefused`."""
+    return _owned_section(settings, running)[0]
+
+
+def _owned_section(
+    settings: RouterSettings, running: RouterConfig
+) -> tuple[OwnedSection, FallbackChoice]:
     number = choose_tunnel(
         running,
         wanted=settings.rtx_tunnel_number,
@@ -74,7 +88,15 @@ def owned_section(settings: RouterSettings, running: RouterConfig) -> OwnedSecti
         takeover=settings.rtx_tunnel_takeover,
         owned_keys=_owned_keys(settings),
     )
-    return desired_lines(settings, number)
+    fallback = choose_fallback(settings, running, number)
+    return desired_lines(settings, number, fallback), fallback
+
+
+def with_retired(desired: OwnedSection, numbers: tuple[int, ...]) -> OwnedSection:
+    """``desired`` owning these ``ip keepalive`` numbers too, as lines to remove."""
+    keys = {*desired.retired_keys, *(keepalive_key(n) for n in numbers)}
+    keys -= set(desired.global_keys)
+    return replace(desired, retired_keys=tuple(sorted(keys)))
 
 
 def tunnel_step(
@@ -85,12 +107,16 @@ def tunnel_step(
 ) -> Step:
     """The ``tunnel`` step: the candidate, or why there is none."""
     try:
-        desired = owned_section(settings, running)
-    except TunnelRefused as exc:
+        desired, fallback = _owned_section(settings, running)
+    except (TunnelRefused, FallbackRefused) as exc:
         return Step(refusal=str(exc))
     if config_file is None:
         return _unknown_file("nothing was changed")
+    if saved is not None:  # a keepalive an interrupted run removed, still in the saved config
+        stale = stale_keepalives(settings, saved, desired.tunnel_number, desired.keepalive_number)
+        desired = with_retired(desired, stale)
     plan = gate.Plan.make(running, desired)
+    notes = (fallback.note,) if fallback.note else ()
     warnings = []
     if desired.takeover:
         use = tunnel_use(running, desired.tunnel_number, settings.vps_ipv6, desired.global_keys)
@@ -118,7 +144,7 @@ def tunnel_step(
             desired=desired,
             warnings=tuple(warnings),
         )
-    return Step(desired=desired, plan=plan, warnings=tuple(warnings))
+    return Step(desired=desired, plan=plan, warnings=tuple(warnings), notes=notes)
 
 
 def save_step(
@@ -135,8 +161,13 @@ def save_step(
     if settings is not None:
         try:
             desired = owned_section(settings, running)
-        except TunnelRefused as exc:
+        except (TunnelRefused, FallbackRefused) as exc:
             return Step(refusal=str(exc).replace("Nothing was sent", "Not saved"))
+    if desired is not None and saved is not None:
+        # What the saved config holds of this deploy's and the running one no longer does
+        # (a keepalive just removed) is this deploy's too: it goes with the save.
+        stale = stale_keepalives(settings, saved, desired.tunnel_number, desired.keepalive_number)
+        desired = with_retired(desired, stale)
     if desired is None and pending is not None:
         desired = pending.plan.desired
     if config_file is None:
@@ -190,7 +221,8 @@ def tunnel_ping(
             else f"no VPS host with vps_ipv6 {settings.vps_ipv6} was given"
         )
         return None, None, f"{why}: saving without a check by traffic (only the router's own)"
-    address = choose_address(settings.rtx_verify_ping, running, settings.home_networks)
+    inner = settings.inner.router.ip if settings.inner is not None else None
+    address = choose_address(settings.rtx_verify_ping, running, settings.home_networks, inner)
     if address is None:
         networks = ", ".join(map(str, settings.home_networks))
         return (

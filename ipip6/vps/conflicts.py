@@ -3,7 +3,8 @@ change. Pure: settings and the :class:`~ipip6.vps.facts.VpsNetwork` fact in, pro
 
 Data can be valid on paper and still wrong for this host: a tunnel name an interface already
 has (the first deploy would delete that interface), an uplink that does not exist, a home
-network holding the VPS's own address or gateway (its own traffic would go into the tunnel),
+network holding the VPS's own address or gateway (its own traffic would go into the tunnel), an
+inner link network the VPS already uses,
 or a firewall that would close the port this very SSH connection came in on.
 """
 
@@ -49,6 +50,20 @@ def conflicts(settings: VpsSettings, network: Mapping[str, Any]) -> list[str]:
                     f"{address}, whose traffic would go into the tunnel; expected networks "
                     "behind the router only"
                 )
+    inner = settings.inner
+    on = network.get("ipv4_links", {})
+    ours = name in network.get("owned_netdevs", [])
+    for text in network.get("ipv4", []) if inner is not None else ():
+        try:
+            address = ipaddress.IPv4Address(text)
+        except ValueError:
+            continue
+        if address in inner.network and not (ours and on.get(text) == name):
+            problems.append(
+                f"tunnel_inner_network (value {str(inner.network)!r}): holds the VPS's own IPv4 "
+                f"address {address} (on {on.get(text, 'an interface')}); expected a link "
+                "network nothing on the VPS uses"
+            )
     port = network.get("ssh_server_port")
     if port is not None and port not in settings.open_tcp_ports:
         problems.append(

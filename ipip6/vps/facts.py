@@ -98,7 +98,8 @@ class DebPackagesAndUfw(FactBase):
 class VpsNetwork(FactBase):
     """What the VPS's network looks like before any change, in one round trip (no root needed).
 
-    Returns ``{"links": {name: kind}, "ipv4": [address], "gateways": [address],
+    Returns ``{"links": {name: kind}, "ipv4": [address], "ipv4_links": {address: link},
+    "gateways": [address],
     "owned_netdevs": [tunnel name], "ssh_server_port": int | None}``: every interface with its
     kind (``ip -d``'s word: ``ip6tnl``, ``veth``…, ``""`` for plain devices), the VPS's own IPv4
     addresses and default gateways, the tunnels this project placed a ``.netdev`` for, and the
@@ -111,6 +112,7 @@ class VpsNetwork(FactBase):
         return {
             "links": {},
             "ipv4": [],
+            "ipv4_links": {},
             "gateways": [],
             "owned_netdevs": [],
             "ssh_server_port": None,
@@ -139,7 +141,10 @@ class VpsNetwork(FactBase):
                 kind = next((w for w in words if w in _LINK_KINDS), "")
                 found["links"][name] = kind
             elif head == "addr" and "inet" in words:
-                found["ipv4"].append(words[words.index("inet") + 1].split("/", 1)[0])
+                address = words[words.index("inet") + 1].split("/", 1)[0]
+                found["ipv4"].append(address)
+                # "4: tun-home    inet 169.254.100.1/30 scope global tun-home"
+                found["ipv4_links"][address] = words[1].rstrip(":").split("@", 1)[0]
             elif head == "route" and "via" in words:
                 found["gateways"].append(words[words.index("via") + 1])
             elif head == "netdev" and rest.endswith(".netdev"):
