@@ -25,12 +25,15 @@ if not is_router(host):
     from operations import vps
 
     settings = tunnels.vps_settings(host.name)
+    # One tunnel per router that has its tunnel to this VPS (several home sites).
+    carried = tunnels.vps_tunnels(host.name)
+    names = ", ".join(t.tunnel_name for t in carried)
     # Before any change: what the VPS already has that this data would break.
-    vps.checks(name="VPS: checks before any change", settings=settings)
+    vps.checks(name="VPS: checks before any change", settings=settings, tunnels=carried)
     vps.packages(name="VPS: packages", settings=settings)
-    vps.tunnel(name=f"VPS: tunnel {settings.tunnel_name}", settings=settings)
-    vps.sysctls(name="VPS: sysctls", settings=settings)
-    vps.firewall(name="VPS: iptables rules", settings=settings)
+    vps.tunnel(name=f"VPS: tunnel {names}", settings=settings, tunnels=carried)
+    vps.sysctls(name="VPS: sysctls", settings=settings, tunnels=carried)
+    vps.firewall(name="VPS: iptables rules", settings=settings, tunnels=carried)
 
 # One line for every host: without it pyinfra would not wait for the VPS's operations before
 # the router's (it orders operations per host; see operations/ordering.py).
@@ -42,7 +45,7 @@ if is_router(host):
     settings = tunnels.router_settings(host.name)
     vps_name = tunnels.vps_of(host.name)
     vps_host = inventory.get_host(vps_name) if vps_name else None
-    vps_tunnel = tunnels.vps_settings(vps_name).tunnel_name if vps_name else None
+    vps_tunnel = tunnels.vps_tunnel_name(host.name)
     # Applied without saving, read back, rolled back if anything fails (not even applied when
     # the VPS end failed).
     rtx.tunnel(

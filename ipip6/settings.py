@@ -380,6 +380,15 @@ class TunnelSite(_Settings):
         le=1500,
         description="Tunnel MTU on both ends: 1500 - 40 for the outer IPv6 header.",
     )
+    tunnel_name: InterfaceName = Field(
+        default="tun-home",
+        description=(
+            "Name of the tunnel's ip6tnl interface on the VPS: 1-15 of A-Z a-z 0-9 _ -, not lo, "
+            "all, default or a kernel fallback device (ip6tnl0, sit0…), not an interface the "
+            "VPS already has that this deploy did not create. With several routers on one "
+            "VPS, set one per router."
+        ),
+    )
     tunnel_inner_network: Annotated[
         ipaddress.IPv4Network | Literal[False], PlainValidator(_inner_network), _as_text
     ] = Field(
@@ -437,14 +446,6 @@ class TunnelSite(_Settings):
 class VpsSettings(TunnelSite):
     """The Linux end: systemd-networkd ip6tnl, sysctls, iptables."""
 
-    tunnel_name: InterfaceName = Field(
-        default="tun-home",
-        description=(
-            "Name of the ip6tnl interface on the VPS: 1-15 of A-Z a-z 0-9 _ -, not lo, all, "
-            "default or a kernel fallback device (ip6tnl0, sit0…), not an interface the VPS "
-            "already has that this deploy did not create."
-        ),
-    )
     uplink_interface: InterfaceName = Field(
         default="ens3",
         description=(
@@ -471,6 +472,13 @@ class VpsSettings(TunnelSite):
         description="MASQUERADE home networks on the uplink: 'auto' = when they are private.",
     )
     mss_clamp: StrictBool = Field(default=True, description="Clamp TCP MSS to the path MTU.")
+    route_between_sites: StrictBool = Field(
+        default=False,
+        description=(
+            "With several routers on this VPS: forward between their home networks. Off, a "
+            "site reaches the internet through the VPS but never another site's networks."
+        ),
+    )
     ssh_port_allowed: Port = Field(
         default=22,
         description=(

@@ -5,8 +5,11 @@ Built once per pyinfra run (:meth:`TunnelInventory.of`), before pyinfra connects
 and never look at raw host data again.
 
 Pairing is N:M by design: a :class:`Tunnel` joins one router host and one VPS host, found by the
-VPS's address (a router's ``vps_ipv6`` is the VPS host's ``vps_ipv6``). For now each VPS carries
-one tunnel and each router has one VPS; the checks say so in words a user can act on.
+VPS's address (a router's ``vps_ipv6`` is the VPS host's ``vps_ipv6``). A VPS carries one tunnel
+per router that names it (several home sites on one VPS): each tunnel's own keys (``SITE_KEYS``:
+the router's address, its home networks, MTU, inner link and the VPS-side interface name) come
+from its router, the rest from the VPS; with one router they may be set on either end but must
+agree. For now each router has one VPS.
 
 Where a key comes from matters. ``group_data/all.py`` and ``--data`` are read by both ends, so a
 router key there is no mistake on a VPS host; in a VPS host's own data or in a group of VPS
@@ -19,6 +22,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from pydantic import TypeAdapter, ValidationError
 from pyinfra.api import DeployError, State
 from pyinfra.api.host import Host
 from pyinfra.api.inventory import Inventory
@@ -27,6 +31,7 @@ from ipip6.settings import (
     End,
     RouterSettings,
     SettingsError,
+    TunnelEnd,
     VpsSettings,
     describe,
     load_router_settings,
@@ -36,6 +41,9 @@ from ipip6.settings import (
 # Keys any data of this deploy has: an inventory with none of them on any host (and no @rtx
 # host) is somebody else's, and is left alone.
 TUNNEL_KEYS = frozenset({"vps_ipv6", "router_ipv6", "home_networks"})
+#: Keys that describe one tunnel rather than one host: with several routers on a VPS, each
+#: router's own values are its tunnel's on the VPS.
+SITE_KEYS = ("router_ipv6", "home_networks", "tunnel_mtu", "tunnel_inner_network", "tunnel_name")
 
 
 class InventoryError(DeployError):
@@ -85,6 +93,8 @@ class TunnelInventory:
     vps: dict[str, VpsSettings] = field(default_factory=dict)
     routers: dict[str, RouterSettings] = field(default_factory=dict)
     tunnels: tuple[Tunnel, ...] = ()
+    sites: dict[str, dict[str, VpsSettings]] = field(default_factory=dict)
+    """Per VPS with several routers: each router's tunnel as the VPS end sees it."""
     _inventory: Any = field(default=None, repr=False, compare=False)
 
     # ----------------------------------------------------------------------------------------
@@ -109,12 +119,22 @@ class TunnelInventory:
         hosts = list(inventory)
         ends = {host.name: end_of(host) for host in hosts}
         whole = True
-        for host in hosts:
+        # Routers first: a VPS with several of them takes each tunnel's keys from its router.
+        for host in sorted(hosts, key=lambda h: ends[h.name] != "router"):
             data = host.data.dict()
             shared = _shared_keys(inventory, host, ends)
             load = load_router_settings if ends[host.name] == "router" else load_vps_settings
             try:
-                settings = load(host.name, data, shared=shared, complete=complete)
+                sites = (
+                    _routers_of(data, model.routers)
+                    if complete and load is load_vps_settings
+                    else {}
+                )
+                if len(sites) > 1:
+                    model.sites[host.name] = _load_sites(host.name, data, shared, sites)
+                    settings = next(iter(model.sites[host.name].values()))
+                else:
+                    settings = load(host.name, data, shared=shared, complete=complete)
             except SettingsError as exc:
                 problems.append(str(exc))
                 whole = False  # a host with bad data cannot be paired: one message is enough
@@ -126,7 +146,7 @@ class TunnelInventory:
             else:
                 model.vps[host.name] = settings
         if whole and complete:
-            tunnels, pairing = _pair(model.vps, model.routers)
+            tunnels, pairing = _pair(model.vps, model.routers, model.sites)
             model.tunnels = tunnels
             problems += pairing
         if problems:
@@ -135,7 +155,23 @@ class TunnelInventory:
 
     # ----------------------------------------------------------------------------------------
     def vps_settings(self, host: str) -> VpsSettings:
+        """The VPS's settings (with several routers: the first tunnel's; the VPS's own keys
+        are the same in every tunnel's)."""
         return self.vps[host]
+
+    def vps_tunnels(self, host: str) -> tuple[VpsSettings, ...]:
+        """Every tunnel the VPS carries, as the VPS end sees it, by interface name."""
+        mine = [t.vps for t in self.tunnels if t.vps_host == host and t.vps is not None]
+        if not mine:  # no router in this inventory: the VPS's own data is its tunnel
+            return (self.vps[host],)
+        return tuple(sorted(mine, key=lambda s: s.tunnel_name))
+
+    def vps_tunnel_name(self, router_host: str) -> str | None:
+        """The name of the VPS's interface for this router's tunnel (None: managed elsewhere)."""
+        for tunnel in self.tunnels_of(router_host):
+            if tunnel.router_host == router_host and tunnel.vps is not None:
+                return tunnel.vps.tunnel_name
+        return None
 
     def router_settings(self, host: str) -> RouterSettings:
         return self.routers[host]
@@ -164,8 +200,99 @@ def _problem(hosts: Iterable[str], *texts: str) -> str:
     return str(SettingsError(", ".join(hosts), list(texts)))
 
 
+def _peek_vps_ipv6(data: Mapping[str, Any]) -> Any:
+    """A VPS's ``vps_ipv6`` if it is valid (its own validation reports it otherwise)."""
+    try:
+        return TypeAdapter(TunnelEnd).validate_python(data.get("vps_ipv6"))
+    except ValidationError:
+        return None
+
+
+def _routers_of(
+    data: Mapping[str, Any], routers: Mapping[str, RouterSettings]
+) -> dict[str, RouterSettings]:
+    """The routers whose tunnel ends at this VPS (not those whose VPS is managed elsewhere)."""
+    address = _peek_vps_ipv6(data)
+    if address is None:
+        return {}
+    return {
+        name: r
+        for name, r in sorted(routers.items())
+        if r.vps_ipv6 == address and not r.rtx_vps_managed_elsewhere
+    }
+
+
+def _load_sites(
+    host: str, data: Mapping[str, Any], shared: frozenset[str], sites: Mapping[str, RouterSettings]
+) -> dict[str, VpsSettings]:
+    """One VPS's settings per router that has its tunnel to it: the VPS's own keys and the
+    router's tunnel keys. Raises :class:`SettingsError` with every problem."""
+    names = ", ".join(sites)
+    problems = [
+        f"{key} (value {describe(key, data[key])}): set for this VPS, but {len(sites)} routers "
+        f"({names}) have their tunnel to it, each with its own; expected it in each router's "
+        "host data"
+        for key in SITE_KEYS
+        if key in data and key not in shared
+    ]
+    out: dict[str, VpsSettings] = {}
+    own = {k: v for k, v in data.items() if k not in SITE_KEYS}
+    for name, router in sites.items():
+        merged = {**own, **{key: getattr(router, key) for key in SITE_KEYS}}
+        try:
+            out[name] = load_vps_settings(host, merged, shared=shared)
+        except SettingsError as exc:
+            problems += [f"the tunnel to {name}: {p}" for p in exc.problems]
+    if not problems:
+        problems += _across_tunnels(out)
+    if problems:
+        raise SettingsError(host, problems)
+    return out
+
+
+def _across_tunnels(sites: Mapping[str, VpsSettings]) -> list[str]:
+    """What several tunnels of one VPS must not share: names, router addresses, networks."""
+    problems = []
+    items = list(sites.items())
+    for i, (a, sa) in enumerate(items):
+        for b, sb in items[i + 1 :]:
+            pair = f"the tunnels to {a} and {b}"
+            if sa.tunnel_name == sb.tunnel_name:
+                problems.append(
+                    f"tunnel_name (value {sa.tunnel_name!r}): the same for {pair}; expected "
+                    "one name per router (set tunnel_name in each router's host data)"
+                )
+            if sa.router_ipv6 == sb.router_ipv6:
+                problems.append(
+                    f"router_ipv6 (value {str(sa.router_ipv6)!r}): the same for {pair}; "
+                    "expected one tunnel per router address"
+                )
+            for net in sa.home_networks:
+                for other in sb.home_networks:
+                    if net.overlaps(other):
+                        problems.append(
+                            f"home_networks: {net} ({a}) and {other} ({b}) overlap; the VPS "
+                            "could not tell which tunnel to route them into"
+                        )
+            nets_a = [*sa.home_networks, *([sa.tunnel_inner_network] if sa.inner else [])]
+            nets_b = [*sb.home_networks, *([sb.tunnel_inner_network] if sb.inner else [])]
+            for x, y, owner in ((sa, nets_b, b), (sb, nets_a, a)):
+                if x.inner is None:
+                    continue
+                for net in y:
+                    if net.overlaps(x.tunnel_inner_network):
+                        problems.append(
+                            f"tunnel_inner_network (value {str(x.tunnel_inner_network)!r}): "
+                            f"overlaps {net} of the tunnel to {owner}; expected a link "
+                            "network of its own per tunnel"
+                        )
+    return list(dict.fromkeys(problems))
+
+
 def _pair(
-    vpses: Mapping[str, VpsSettings], routers: Mapping[str, RouterSettings]
+    vpses: Mapping[str, VpsSettings],
+    routers: Mapping[str, RouterSettings],
+    sites: Mapping[str, Mapping[str, VpsSettings]] | None = None,
 ) -> tuple[tuple[Tunnel, ...], list[str]]:
     problems: list[str] = []
     by_address: dict[Any, list[str]] = {}
@@ -182,7 +309,6 @@ def _pair(
             )
 
     tunnels: list[Tunnel] = []
-    routers_of_vps: dict[str, list[str]] = {}
     for name, router in routers.items():
         names = by_address.get(router.vps_ipv6, [])
         if router.rtx_vps_managed_elsewhere:
@@ -212,6 +338,9 @@ def _pair(
         if len(names) > 1:
             continue  # reported above
         vps_name = names[0]
+        if sites and vps_name in sites:  # several routers: built from this router's keys
+            tunnels.append(Tunnel(name, vps_name, router, sites[vps_name][name]))
+            continue
         vps = vpses[vps_name]
         mismatches = _mismatches(router, vps)
         if mismatches:
@@ -226,18 +355,26 @@ def _pair(
                 )
             )
             continue
-        routers_of_vps.setdefault(vps_name, []).append(name)
-        tunnels.append(Tunnel(name, vps_name, router, vps))
-
-    for vps_name, names in routers_of_vps.items():
-        if len(names) > 1:
-            problems.append(
-                _problem(
-                    names,
-                    f"vps_ipv6: each of these routers has its tunnel to {vps_name}; expected one "
-                    "router per VPS (several home sites on one VPS are not supported yet)",
+        # The VPS-side name: the router's when its data sets one, else the VPS's.
+        if "tunnel_name" in router.model_fields_set and router.tunnel_name != vps.tunnel_name:
+            try:
+                vps = VpsSettings.model_validate(
+                    {key: getattr(vps, key) for key in VpsSettings.model_fields}
+                    | {"tunnel_name": router.tunnel_name}
                 )
-            )
+            except ValidationError as exc:
+                problems.append(
+                    _problem(
+                        [name, vps_name],
+                        *(
+                            f"tunnel_name (value {router.tunnel_name!r}): "
+                            + e["msg"].removeprefix("Value error, ")
+                            for e in exc.errors(include_url=False)
+                        ),
+                    )
+                )
+                continue
+        tunnels.append(Tunnel(name, vps_name, router, vps))
     return tuple(tunnels), problems
 
 
@@ -255,4 +392,8 @@ def _mismatches(router: RouterSettings, vps: VpsSettings) -> list[tuple[str, Any
         a, b = _comparable(getattr(router, key)), _comparable(getattr(vps, key))
         if a != b:
             out.append((key, a, b))
+    # The interface name: set on both ends, it must agree; on one end, that one names it.
+    both = "tunnel_name" in router.model_fields_set and "tunnel_name" in vps.model_fields_set
+    if both and router.tunnel_name != vps.tunnel_name:
+        out.append(("tunnel_name", router.tunnel_name, vps.tunnel_name))
     return out

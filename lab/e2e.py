@@ -29,6 +29,7 @@ from lab.homenet import (
     PPPOE_ADDRESS,
     ROUTER_FACTORY_CONFIG,
     ROUTER_WAN_IPV6,
+    SECOND_SITE,
     VPS_IPV6,
     VPS_UPLINK,
     VPS_UPLINK_IPV4,
@@ -61,6 +62,27 @@ SHARED_DATA = {
     "home_networks": [str(parse_router_config(ROUTER_FACTORY_CONFIG).lan.network)],
     "tunnel_inner_network": INNER_NETWORK,
 }
+#: A second home on the same VPS (several sites, one VPS): its router's config, near factory
+#: settings, with no PPPoE (SECOND_SITE in lab.homenet), and its data.
+SECOND_ROUTER_HOST = "@rtx/parents"
+SECOND_TUNNEL_NAME = "tun-parents"
+SECOND_ROUTER_CONFIG = f"""\
+# The lab's second home: another RTX on another IPoE line, the same VPS.
+login user admin *
+ip lan1 address 192.0.2.129/26
+ipv6 lan2 address {SECOND_SITE.wan}/64
+ipv6 route default gateway {SECOND_SITE.isp_gateway}
+dns host lan1
+sshd service on
+sshd host key generate *
+"""
+SECOND_SITE_DATA = {
+    "router_ipv6": SECOND_SITE.wan,
+    "home_networks": [str(parse_router_config(SECOND_ROUTER_CONFIG).lan.network)],
+    "tunnel_name": SECOND_TUNNEL_NAME,
+    "tunnel_inner_network": "192.0.2.4/30",
+}
+
 #: The lab's router probes every second and falls back after 3 misses (the default is 5 x 6 s:
 #: the same mechanism, ten times slower).
 KEEPALIVE_DATA = {"rtx_keepalive_interval": 1, "rtx_keepalive_count": 3}
@@ -175,6 +197,10 @@ class E2ELab:
         self.profile = profile
         self.net = HomeNet(vm, profile=profile)
         self.sim = None
+        #: The second site, once :meth:`start_second_router` ran (and while in the inventory).
+        self.second_net = HomeNet(vm, profile=profile, site=SECOND_SITE)
+        self.second_sim = None
+        self.with_second_site = False
 
     # --- the router ---------------------------------------------------------------------------
     def start_router(self, config: str = ROUTER_FACTORY_CONFIG):
@@ -197,6 +223,28 @@ class E2ELab:
             f"[127.0.0.1]:{self.sim.port} {key.get_name()} {key.get_base64()}\n"
         )
         return self.sim
+
+    def start_second_router(self, config: str = SECOND_ROUTER_CONFIG):
+        """A second home router on its own simulator, data plane and IPv6 path; in the
+        inventory from now on (see :attr:`with_second_site`)."""
+        from rtxsim import Simulator
+
+        self.second_sim = Simulator(
+            config,
+            profile=self.profile,
+            user=ROUTER_USER,
+            password=ROUTER_PASSWORD,
+            admin_password=ROUTER_ADMIN_PASSWORD,
+            state_dir=self.workdir / "router2-state",
+        )
+        self.second_sim.start()
+        self.second_sim.on_running_change = self.second_net.follow
+        key = self.second_sim.host_key
+        with self.router_known_hosts.open("a") as known:
+            known.write(f"[127.0.0.1]:{self.second_sim.port} {key.get_name()} {key.get_base64()}\n")
+        self.second_net.build(config)
+        self.with_second_site = True
+        return self.second_sim
 
     @property
     def router_known_hosts(self) -> Path:
@@ -223,8 +271,9 @@ class E2ELab:
         return config_commands(self.sim.command_log[since:])
 
     def stop_router(self) -> None:
-        if self.sim is not None:
-            self.sim.stop()
+        for sim in (self.sim, self.second_sim):
+            if sim is not None:
+                sim.stop()
 
     # --- the deploy -----------------------------------------------------------------------------
     def inventory(self, **vps_data) -> Path:
@@ -242,11 +291,18 @@ class E2ELab:
         }
         if self.sim.profile.name == "rtx1200":
             router["rtx_legacy_ssh"] = True  # RTX1200 offers only group1 kex and ssh-rsa
+        routers = [(ROUTER_HOST, router)]
+        if self.with_second_site and self.second_sim is not None:
+            # Several routers on one VPS: each tunnel's keys are its router's, not the VPS's.
+            for key in ("router_ipv6", "home_networks", "tunnel_inner_network"):
+                vps.pop(key, None)
+            second = {**router, "ssh_port": self.second_sim.port, **SECOND_SITE_DATA}
+            routers.append((SECOND_ROUTER_HOST, second))
         path = self.workdir / "inventory.py"
         path.write_text(
             "# The lab: the VPS is the lab VM, the router the RTX simulator (written by lab.e2e)\n"
             f"vps = [({VPS_HOST!r}, {vps!r})]\n"
-            f"rtx = [({ROUTER_HOST!r}, {router!r})]\n"
+            f"rtx = {routers!r}\n"
         )
         return path
 
@@ -299,14 +355,19 @@ class E2ELab:
         limits = [t.mss_limit for t in plane.active_tunnels() if t.mss_limit]
         return min(limits) if limits else 0
 
-    def traffic(self, size: int = 4 << 20, timeout: float = 5, by: str = "tunnel") -> TrafficCheck:
+    def traffic(
+        self, size: int = 4 << 20, timeout: float = 5, by: str = "tunnel", site: int = 1
+    ) -> TrafficCheck:
         """Ping and a TCP transfer from home to the internet host, expected ``by`` the
         ``tunnel`` (the VPS's address seen, MSS clamped to the tunnel's) or by ``pppoe`` (the
-        router's PPPoE address seen, the PPPoE link's own MSS)."""
-        before = self.net.drop_counter()
-        ping = self.net.ping()
-        transfer = self.net.transfer(size=size, timeout=timeout, vps_tunnel=TUNNEL_NAME)
-        drops = self.net.drop_counter() - before
+        router's PPPoE address seen, the PPPoE link's own MSS). ``site=2``: from the second
+        home."""
+        net = self.net if site == 1 else self.second_net
+        tunnel = TUNNEL_NAME if site == 1 else SECOND_TUNNEL_NAME
+        before = net.drop_counter()
+        ping = net.ping()
+        transfer = net.transfer(size=size, timeout=timeout, vps_tunnel=tunnel)
+        drops = net.drop_counter() - before
         if by == "pppoe":
             return TrafficCheck(ping, transfer, 0, PPPOE_MSS, expected_source=PPPOE_ADDRESS)
         return TrafficCheck(ping, transfer, drops, self.expected_mss)

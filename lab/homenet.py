@@ -76,9 +76,36 @@ PPPOE_IFNAME = "pp1"  # the router's PPPoE session, as a link of its own in the 
 PPPOE_ADDRESS = "192.0.2.66"  # the router's address on it (IPCP would assign it)
 PPPOE_PEER = "192.0.2.65"  # the ISP's end of it, on the internet host
 PPPOE_PREFIX = 30
-KEEPALIVE_LOG = "/run/lab-rtx-keepalive.log"
+KEEPALIVE_LOG = "/run/lab-rtx-keepalive.log"  # the first site's (Site.keepalive_log)
 
-NAMESPACES = ("home", "rtx", "inet")
+
+@dataclass(frozen=True)
+class Site:
+    """One home site of the lab: a router's namespace, the home host's behind it, and the IPv6
+    path between the router's WAN (lan2) and the VPS. The first site also has the lab's PPPoE
+    link; a second site on the same VPS (several homes, one VPS) needs none."""
+
+    router_ns: str = "rtx"
+    home_ns: str = "home"
+    vps_link: str = "lab-rtx"  # the VPS's side of the IPv6 path to this router
+    isp_gateway: str = "2001:db8:2::fffe"  # the router's IPv6 gateway (on the VPS's side)
+    wan: str = "2001:db8:2::1"  # the router's WAN address when its config names none
+    pppoe: bool = True
+
+    @property
+    def keepalive_log(self) -> str:
+        return f"/run/lab-{self.router_ns}-keepalive.log"
+
+    @property
+    def keepalive_pids(self) -> str:
+        return f"/run/lab-{self.router_ns}-keepalive-*.pid"
+
+
+SITE = Site()
+#: A second home on the same VPS: its router at 2001:db8:3::1, no PPPoE.
+SECOND_SITE = Site("rtx2", "home2", "lab-rtx2", "2001:db8:3::fffe", "2001:db8:3::1", pppoe=False)
+SITES = (SITE, SECOND_SITE)
+NAMESPACES = ("home", "rtx", "inet", "home2", "rtx2")
 QUIRK_TABLE = "rtx_quirk"
 MSS_TABLE = "rtx_mss"
 NAT_TABLE = "rtx_nat"
@@ -201,8 +228,11 @@ class RouterPlane:
 
     @property
     def wan_ipv6(self) -> str:
+        return self.wan_ipv6_of(SITE)
+
+    def wan_ipv6_of(self, site: Site) -> str:
         wan = self.ipv6.get("lan2")
-        return str(wan.ip) if wan is not None else ROUTER_WAN_IPV6
+        return str(wan.ip) if wan is not None else site.wan
 
     @property
     def lan(self) -> ipaddress.IPv4Interface:
@@ -335,15 +365,23 @@ def _q(*words: object) -> str:
     return " ".join(shlex.quote(str(w)) for w in words)
 
 
-def teardown_script() -> str:
-    """Shell that removes every namespace and VPS-side link of the lab (idempotent)."""
-    lines = ["set +e", "rm -f /run/lab-rtx-keepalive-*.pid"]
-    for ns in NAMESPACES:
+def teardown_script(site: Site | None = None) -> str:
+    """Shell that removes every namespace and VPS-side link of the lab, or only those of one
+    ``site`` other than the first (idempotent)."""
+    sites = SITES if site is None or site == SITE else (site,)
+    lines = ["set +e", *(f"rm -f {s.keepalive_pids}" for s in sites)]
+    namespaces = [ns for s in sites for ns in (s.home_ns, s.router_ns)]
+    links = [s.vps_link for s in sites]
+    if site is None or site == SITE:  # the first site's build makes the world anew
+        namespaces.append("inet")
+        links.append(VPS_UPLINK)
+    for ns in namespaces:
         lines.append(f"ip netns pids {ns} 2>/dev/null | xargs -r kill -9 2>/dev/null")
         lines.append(f"ip netns del {ns} 2>/dev/null")
-    for link in (VPS_UPLINK, VPS_TO_ROUTER):
+    for link in links:
         lines.append(f"ip link del {link} 2>/dev/null")
-    lines.append(f"ip route del default via {INTERNET_HOST} 2>/dev/null")
+    if site is None or site == SITE:
+        lines.append(f"ip route del default via {INTERNET_HOST} 2>/dev/null")
     lines.append("true")
     return "\n".join(lines) + "\n"
 
@@ -388,43 +426,54 @@ def router_nft(plane: RouterPlane, quirk: bool) -> str:
     return "\n".join(out) + "\n"
 
 
-def build_script(plane: RouterPlane, quirk: bool = True) -> str:
-    """Shell (run as root in the VM) that (re)creates the lab's namespaces from ``plane``."""
-    rtx = "ip -n rtx"
-    ip_rtx = ("ip", "-n", "rtx")
+def build_script(plane: RouterPlane, quirk: bool = True, site: Site = SITE) -> str:
+    """Shell (run as root in the VM) that (re)creates the lab's namespaces from ``plane``: the
+    whole lab for the first site, only its own namespaces for another."""
+    r, h = site.router_ns, site.home_ns
+    rtx = f"ip -n {r}"
+    ip_rtx = ("ip", "-n", r)
     lan = plane.lan
     home = plane.home_host
-    lines = [
-        teardown_script(),
-        "set -e",
-        *(f"ip netns add {ns}" for ns in NAMESPACES),
-        *(f"ip -n {ns} link set lo up" for ns in NAMESPACES),
-        # the internet, behind the VPS's IPv4 uplink
-        f"ip link add {VPS_UPLINK} type veth peer name eth0 netns inet",
-        f"ip addr add {VPS_UPLINK_IPV4}/24 dev {VPS_UPLINK}",
-        f"ip link set {VPS_UPLINK} up",
-        f"ip -n inet addr add {INTERNET_HOST}/24 dev eth0",
-        "ip -n inet link set eth0 up",
-        f"ip route replace default via {INTERNET_HOST} dev {VPS_UPLINK}",
-        # the PPPoE session: the router's old way to the internet, NATed to its own address
-        f"ip link add {PPPOE_IFNAME} netns rtx type veth peer name eth1 netns inet",
-        f"ip -n rtx addr add {PPPOE_ADDRESS}/{PPPOE_PREFIX} dev {PPPOE_IFNAME}",
-        f"ip -n rtx link set {PPPOE_IFNAME} up",
-        f"ip -n inet addr add {PPPOE_PEER}/{PPPOE_PREFIX} dev eth1",
-        "ip -n inet link set eth1 up",
-        f": > {KEEPALIVE_LOG}",
+    lines = [teardown_script(site), "set -e"]
+    if site == SITE:
+        lines += [
+            "ip netns add inet",
+            "ip -n inet link set lo up",
+            # the internet, behind the VPS's IPv4 uplink
+            f"ip link add {VPS_UPLINK} type veth peer name eth0 netns inet",
+            f"ip addr add {VPS_UPLINK_IPV4}/24 dev {VPS_UPLINK}",
+            f"ip link set {VPS_UPLINK} up",
+            f"ip -n inet addr add {INTERNET_HOST}/24 dev eth0",
+            "ip -n inet link set eth0 up",
+            f"ip route replace default via {INTERNET_HOST} dev {VPS_UPLINK}",
+        ]
+    lines += [
+        *(f"ip netns add {ns}" for ns in (h, r)),
+        *(f"ip -n {ns} link set lo up" for ns in (h, r)),
+        f": > {site.keepalive_log}",
+    ]
+    if site.pppoe:
+        lines += [
+            # the PPPoE session: the router's old way to the internet, NATed to its address
+            f"ip link add {PPPOE_IFNAME} netns {r} type veth peer name eth1 netns inet",
+            f"{rtx} addr add {PPPOE_ADDRESS}/{PPPOE_PREFIX} dev {PPPOE_IFNAME}",
+            f"{rtx} link set {PPPOE_IFNAME} up",
+            f"ip -n inet addr add {PPPOE_PEER}/{PPPOE_PREFIX} dev eth1",
+            "ip -n inet link set eth1 up",
+        ]
+    lines += [
         # the IPv6 path between the VPS and the router's WAN (lan2)
-        f"ip link add {VPS_TO_ROUTER} type veth peer name lan2 netns rtx",
-        f"ip addr add {ISP_GATEWAY_IPV6}/64 dev {VPS_TO_ROUTER} nodad",
-        f"ip link set {VPS_TO_ROUTER} up",
+        f"ip link add {site.vps_link} type veth peer name lan2 netns {r}",
+        f"ip addr add {site.isp_gateway}/64 dev {site.vps_link} nodad",
+        f"ip link set {site.vps_link} up",
         # the home LAN (lan1) and its host
-        f"{rtx} link add lan1 type veth peer name eth0 netns home",
-        f"ip -n home addr add {home} dev eth0",
-        "ip -n home link set eth0 up",
-        f"ip -n home route add default via {lan.ip}",
+        f"{rtx} link add lan1 type veth peer name eth0 netns {h}",
+        f"ip -n {h} addr add {home} dev eth0",
+        f"ip -n {h} link set eth0 up",
+        f"ip -n {h} route add default via {lan.ip}",
         # the router: the kernel's defaults, its interfaces' addresses, then the rest
-        "ip netns exec rtx sysctl -qw net.ipv4.conf.all.forwarding=1",
-        "ip netns exec rtx sysctl -qw net.ipv6.conf.all.accept_ra=0",
+        f"ip netns exec {r} sysctl -qw net.ipv4.conf.all.forwarding=1",
+        f"ip netns exec {r} sysctl -qw net.ipv6.conf.all.accept_ra=0",
         f"{rtx} link set lan1 up",
         f"{rtx} link set lan2 up",
     ]
@@ -432,37 +481,38 @@ def build_script(plane: RouterPlane, quirk: bool = True) -> str:
         if ifname in ("lan1", "lan2"):
             lines.append(_q(*ip_rtx, "addr", "add", addr, "dev", ifname))
     if "lan2" not in plane.ipv6:  # no address in the config: the one the ISP's RA would give
-        lines.append(_q(*ip_rtx, "addr", "add", f"{ROUTER_WAN_IPV6}/64", "dev", "lan2", "nodad"))
+        lines.append(_q(*ip_rtx, "addr", "add", f"{site.wan}/64", "dev", "lan2", "nodad"))
     for ifname, addr6 in plane.ipv6.items():
         if ifname in ("lan1", "lan2"):
             lines.append(_q(*ip_rtx, "addr", "add", addr6, "dev", ifname, "nodad"))
-    return "\n".join(lines) + "\n" + router_script(plane, quirk)
+    return "\n".join(lines) + "\n" + router_script(plane, quirk, site)
 
 
-def router_script(plane: RouterPlane, quirk: bool = True) -> str:
+def router_script(plane: RouterPlane, quirk: bool = True, site: Site = SITE) -> str:
     """Shell that sets the router namespace's tunnels, routes and filter to what ``plane`` says,
     from whatever they were (its interfaces and their addresses stay): a config change taking
     effect on a running router."""
-    ip_rtx = ("ip", "-n", "rtx")
+    r = site.router_ns
+    ip_rtx = ("ip", "-n", r)
     lines = [
         "set -e",
         # what an earlier config made: keepalives, tunnels (their routes go with them), routes
-        'for f in /run/lab-rtx-keepalive-*.pid; do [ -e "$f" ] && '
+        f'for f in {site.keepalive_pids}; do [ -e "$f" ] && '
         'kill "$(cat "$f")" 2>/dev/null; rm -f "$f"; done',
-        "for t in $(ip -n rtx -o link show type ip6tnl | awk -F': ' '{print $2}' | cut -d@ -f1)"
-        '; do [ "$t" = ip6tnl0 ] || ip -n rtx link del dev "$t"; done',
-        "ip -n rtx -4 route flush scope global 2>/dev/null || true",  # none yet: not an error
-        "ip netns exec rtx nft flush ruleset",
+        f"for t in $(ip -n {r} -o link show type ip6tnl | awk -F': ' '{{print $2}}' | cut -d@ -f1)"
+        f'; do [ "$t" = ip6tnl0 ] || ip -n {r} link del dev "$t"; done',
+        f"ip -n {r} -4 route flush scope global 2>/dev/null || true",  # none yet: not an error
+        f"ip netns exec {r} nft flush ruleset",
     ]
     routes6 = list(plane.routes6)
     if not any(dest == "default" for dest, _ in routes6):
-        routes6.append(("default", ISP_GATEWAY_IPV6))
+        routes6.append(("default", site.isp_gateway))
     for dest, gateway in routes6:
         lines.append(_q(*ip_rtx, "-6", "route", "replace", dest, "via", gateway))
     # The filter first: no packet reaches a tunnel of the router unfiltered.
-    lines.append(f"ip netns exec rtx nft -f - <<'NFT'\n{router_nft(plane, quirk)}NFT")
+    lines.append(f"ip netns exec {r} nft -f - <<'NFT'\n{router_nft(plane, quirk)}NFT")
     for t in plane.active_tunnels():
-        local = t.local or plane.wan_ipv6
+        local = t.local or plane.wan_ipv6_of(site)
         lines.append(
             _q(*ip_rtx, "link", "add", t.ifname, "type", "ip6tnl", "mode", "ipip6")
             + " "
@@ -481,7 +531,7 @@ def router_script(plane: RouterPlane, quirk: bool = True) -> str:
             lines.append(_q(*ip_rtx, "route", "replace", route.dest, *fallback))
         if keepalive is not None and primary is not None and fallback is not None:
             lines.append(
-                _q("ip", "netns", "exec", "rtx", "setsid", "python3", "-c", _KEEPALIVE)
+                _q("ip", "netns", "exec", r, "setsid", "python3", "-c", _KEEPALIVE)
                 + " "
                 + _q(
                     keepalive.number,
@@ -491,7 +541,8 @@ def router_script(plane: RouterPlane, quirk: bool = True) -> str:
                     route.dest,
                     " ".join(primary),
                     " ".join(fallback),
-                    KEEPALIVE_LOG,
+                    site.keepalive_log,
+                    site.keepalive_pids.replace("*", str(keepalive.number)),
                 )
                 + " </dev/null >/dev/null 2>&1 &"
             )
@@ -502,9 +553,9 @@ def router_script(plane: RouterPlane, quirk: bool = True) -> str:
 # COUNT misses in a row move the route to the second gateway, one answer moves it back.
 _KEEPALIVE = r"""
 import json, os, subprocess, sys, time
-number, interval, count, target, dest, primary, fallback, log = sys.argv[1:]
+number, interval, count, target, dest, primary, fallback, log, pidfile = sys.argv[1:]
 interval, count = int(interval), int(count)
-with open("/run/lab-rtx-keepalive-%s.pid" % number, "w") as f:
+with open(pidfile, "w") as f:
     f.write(str(os.getpid()))
 def say(event, **more):
     entry = dict(time=time.time(), keepalive=int(number), event=event, **more)
@@ -537,7 +588,8 @@ _TRANSFER_PROBE = r"""
 import hashlib, json, os, re, subprocess, sys, time
 
 size, port, timeout = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3])
-NS = ["", "rtx", "home", "inet"]
+ROUTER_NS, HOME_NS = sys.argv[6], sys.argv[7]
+NS = ["", ROUTER_NS, HOME_NS, "inet"]
 
 def in_ns(ns, argv):
     return (["ip", "netns", "exec", ns] if ns else []) + argv
@@ -558,7 +610,8 @@ def counters():
                 values[parts[0]] = int(parts[1])
         keep = ("FragCreates", "FragFails", "ReasmReqds", "Ip6FragCreates", "Ip6FragFails",
                 "Ip6ReasmReqds")
-        out[ns or "vps"] = {k: values.get(k, 0) for k in keep}
+        out[{"": "vps", ROUTER_NS: "rtx", HOME_NS: "home"}.get(ns, ns)] = {
+            k: values.get(k, 0) for k in keep}
     return out
 
 def capture(ns, ifname, expr):
@@ -633,13 +686,13 @@ before = counters()
 SYN = "tcp dst port %d and tcp[tcpflags] & (tcp-syn|tcp-ack) == tcp-syn" % port
 SYNACK = "tcp src port %d and tcp[tcpflags] & (tcp-syn|tcp-ack) == (tcp-syn|tcp-ack)" % port
 syn = capture("inet", "any", SYN)  # by the VPS (eth0) or by PPPoE (eth1)
-synack = capture("home", "eth0", SYNACK)
+synack = capture(HOME_NS, "eth0", SYNACK)
 synack_vps = capture("", sys.argv[5], SYNACK)
 server = subprocess.Popen(in_ns("inet", ["python3", "-c", SERVER, str(port), str(timeout + 2)]),
                           stdout=subprocess.PIPE, text=True)
 server.stdout.readline()
 client = subprocess.run(
-    in_ns("home", ["python3", "-c", CLIENT, sys.argv[4], str(port), str(size), str(timeout)]),
+    in_ns(HOME_NS, ["python3", "-c", CLIENT, sys.argv[4], str(port), str(size), str(timeout)]),
     capture_output=True, text=True)
 try:
     server_out = server.communicate(timeout=timeout + 10)[0]
@@ -655,10 +708,6 @@ result = {
 }
 print(json.dumps(result))
 """
-
-
-_PROBE_LOG = "/run/lab-home-probe.log"
-_PROBE_PID = "/run/lab-home-probe.pid"
 
 
 def longest_outage(samples: list[tuple[float, bool]], start: float, end: float) -> float:
@@ -755,8 +804,9 @@ class TransferResult:
 class HomeNet:
     """The lab's namespaces in a running lab VM (see the module's docstring)."""
 
-    def __init__(self, vm: _VM, profile: str = "rtx1200") -> None:
+    def __init__(self, vm: _VM, profile: str = "rtx1200", site: Site = SITE) -> None:
         self.vm = vm
+        self.site = site
         #: The RTX1200 drops IPv6 packets with a Destination Options header; newer models do not.
         self.quirk = profile == "rtx1200"
         self.plane: RouterPlane | None = None
@@ -771,9 +821,9 @@ class HomeNet:
     def build(self, router_config: str) -> RouterPlane:
         """(Re)create every namespace, the router's data plane from ``router_config``."""
         plane = parse_router_config(router_config)
-        self._sh(build_script(plane, quirk=self.quirk))
+        self._sh(build_script(plane, quirk=self.quirk, site=self.site))
         self.plane = plane
-        self._router_script = router_script(plane, quirk=self.quirk)
+        self._router_script = router_script(plane, quirk=self.quirk, site=self.site)
         return plane
 
     def follow(self, router_config: str) -> None:
@@ -785,7 +835,7 @@ class HomeNet:
             return
         try:
             plane = parse_router_config(router_config)
-            script = router_script(plane, quirk=self.quirk)
+            script = router_script(plane, quirk=self.quirk, site=self.site)
             if script != self._router_script:
                 self._sh(script, timeout=60)
                 self._router_script = script
@@ -794,7 +844,7 @@ class HomeNet:
             self.follow_errors.append(f"{type(exc).__name__}: {exc}")
 
     def destroy(self) -> None:
-        self._sh(teardown_script(), check=False)
+        self._sh(teardown_script(self.site), check=False)
         self.plane = None
         self._router_script = None
 
@@ -807,7 +857,8 @@ class HomeNet:
         """``ping`` from the home host."""
         proc = ssh(
             self.vm,
-            f"ip netns exec home ping -n -c {count} -i 0.2 -W {wait:g} {shlex.quote(target)}",
+            f"ip netns exec {self.site.home_ns} ping -n -c {count} -i 0.2 -W {wait:g} "
+            f"{shlex.quote(target)}",
             check=False,
             timeout=60 + count * wait,
         )
@@ -830,7 +881,17 @@ class HomeNet:
         ``vps_tunnel``) and the fragmentation counters of every namespace around it."""
         proc = ssh(
             self.vm,
-            _q("python3", "-", size, port, timeout, target, vps_tunnel),
+            _q(
+                "python3",
+                "-",
+                size,
+                port,
+                timeout,
+                target,
+                vps_tunnel,
+                self.site.router_ns,
+                self.site.home_ns,
+            ),
             input=_TRANSFER_PROBE,
             timeout=120 + size / 1e5,
         )
@@ -851,7 +912,9 @@ class HomeNet:
         if not self.quirk:
             return 0
         out = ssh(
-            self.vm, f"ip netns exec rtx nft -j list chain ip6 {QUIRK_TABLE} prerouting", timeout=60
+            self.vm,
+            f"ip netns exec {self.site.router_ns} nft -j list chain ip6 {QUIRK_TABLE} prerouting",
+            timeout=60,
         ).stdout
         for item in json.loads(out)["nftables"]:
             for expr in item.get("rule", {}).get("expr", []):
@@ -863,7 +926,8 @@ class HomeNet:
     def keepalive_events(self, since: float = 0.0) -> list[dict]:
         """The keepalives' log since VM time ``since``: ``{"time", "keepalive", "event":
         "start" | "down" | "up", "route"}``."""
-        out = ssh(self.vm, f"cat {KEEPALIVE_LOG} 2>/dev/null; true", timeout=60).stdout
+        log = self.site.keepalive_log
+        out = ssh(self.vm, f"cat {log} 2>/dev/null; true", timeout=60).stdout
         events = [json.loads(line) for line in out.splitlines() if line.strip()]
         return [e for e in events if e["time"] >= since]
 
@@ -891,23 +955,30 @@ class HomeNet:
         each a new process: a new ICMP id, so a new flow for the router's NAT, as a new
         connection from home would be."""
         script = (
-            f"while :; do if ip netns exec home ping -n -q -c 1 -W 1 {shlex.quote(target)} "
+            f"while :; do if ip netns exec {self.site.home_ns} ping -n -q -c 1 -W 1 "
+            f"{shlex.quote(target)} "
             '>/dev/null 2>&1; then r=ok; else r=miss; fi; echo "$r $(date +%s.%N)"; '
             f"sleep {interval:g}; done"
         )
+        log, pid = self._probe_files
         ssh(
             self.vm,
-            f"rm -f {_PROBE_LOG}; setsid bash -c {shlex.quote(script)} >{_PROBE_LOG} "
-            f"2>/dev/null </dev/null & echo $! > {_PROBE_PID}",
+            f"rm -f {log}; setsid bash -c {shlex.quote(script)} >{log} "
+            f"2>/dev/null </dev/null & echo $! > {pid}",
             timeout=60,
         )
 
+    @property
+    def _probe_files(self) -> tuple[str, str]:
+        stem = f"/run/lab-{self.site.home_ns}-probe"
+        return f"{stem}.log", f"{stem}.pid"
+
     def stop_probe(self) -> list[tuple[float, bool]]:
         """Stop the probe; its samples as (VM time, answered)."""
+        log, pid = self._probe_files
         out = ssh(
             self.vm,
-            f'kill -- -"$(cat {_PROBE_PID})" 2>/dev/null; sleep 0.3; cat {_PROBE_LOG}; '
-            f"rm -f {_PROBE_PID} {_PROBE_LOG}",
+            f'kill -- -"$(cat {pid})" 2>/dev/null; sleep 0.3; cat {log}; rm -f {pid} {log}',
             timeout=60,
         ).stdout
         samples = []
@@ -921,7 +992,7 @@ class HomeNet:
         """The namespaces' links and routes, for error messages."""
         return ssh(
             self.vm,
-            'for ns in rtx home inet; do echo "== $ns"; ip -n $ns -br addr; '
+            'for ns in rtx home rtx2 home2 inet; do echo "== $ns"; ip -n $ns -br addr; '
             "ip -n $ns -d link show type ip6tnl 2>/dev/null | grep -E 'ip6tnl|encap'; "
             "ip -n $ns route; ip -n $ns -6 route; done; echo '== vps'; "
             "ip -d link show type ip6tnl | grep -E 'ip6tnl|encap'; ip route",

@@ -12,6 +12,7 @@ import hashlib
 import logging
 import shlex
 import time
+from collections.abc import Sequence
 from io import StringIO
 from pathlib import PurePosixPath
 
@@ -151,11 +152,13 @@ def _guarded(guard: Guard, arm: list, apply: list, then: list[str] = ()) -> list
 
 
 @operation(is_idempotent=True)
-def checks(settings: VpsSettings):
+def checks(settings: VpsSettings, tunnels: Sequence[VpsSettings] = ()):
     """
     Refuse data that is valid on paper but wrong for this VPS, before anything is changed.
 
     + settings: the host's validated :class:`~ipip6.settings.VpsSettings`
+    + tunnels: every tunnel the VPS carries (:meth:`~ipip6.tunnels.TunnelInventory.vps_tunnels`;
+      default: the one of ``settings``)
 
     One read-only command (run without sudo: it needs ``$SSH_CONNECTION``, which sudo drops)
     looks at the interfaces, the IPv4 addresses and default gateways, the tunnels this project
@@ -171,7 +174,9 @@ def checks(settings: VpsSettings):
         vps.checks(settings=settings)  # first, before the operations that change things
     """
     network = host.get_fact(VpsNetwork, netdev_glob=render.OWNED_NETDEV_GLOB, _sudo=False)
-    problems = conflicts(settings, network)
+    problems = list(
+        dict.fromkeys(p for t in (tunnels or (settings,)) for p in conflicts(t, network))
+    )
     if problems:
         message = f"{SettingsError(host.name, problems)}\nNothing was changed."
         if not host.state.is_executing:
@@ -228,25 +233,30 @@ def packages(settings: VpsSettings):
 
 
 @operation()
-def tunnel(settings: VpsSettings):
+def tunnel(settings: VpsSettings, tunnels: Sequence[VpsSettings] = ()):
     """
-    Place the ip6tnl ``.netdev`` and ``.network`` (and the optional netplan drop-in), remove
-    units this project placed under another tunnel name, and make the live link match.
+    Place each tunnel's ip6tnl ``.netdev`` and ``.network`` (and the optional netplan drop-in),
+    remove units this project placed under another tunnel name (a site removed, a tunnel
+    renamed), and make the live links match.
 
     + settings: the host's validated :class:`~ipip6.settings.VpsSettings`
+    + tunnels: every tunnel the VPS carries, one per router (default: the one of ``settings``)
 
     networkd never re-creates an existing link from a changed ``.netdev``: when it or the
-    drop-in changed, the link is deleted and systemd-networkd restarted. A changed ``.network``
-    alone is reloaded (``networkctl reload``, systemd 244+; a restart before that).
+    drop-in changed, that link (only) is deleted and systemd-networkd restarted. A changed
+    ``.network`` alone is reloaded (``networkctl reload``, systemd 244+; a restart before that).
+    One fact reads every tunnel's files, however many there are.
 
     **Example:**
 
     .. code:: python
 
-        vps.tunnel(settings=settings)
+        tunnels = TunnelInventory.of(state).vps_tunnels(host.name)
+        vps.tunnel(settings=tunnels[0], tunnels=tunnels)
     """
-    units = render.render_tunnel_units(settings)
-    files = units.files()
+    tunnels = list(tunnels or (settings,))
+    units = [render.render_tunnel_units(t) for t in tunnels]
+    files = {path: text for u in units for path, text in u.files().items()}
     guard = Guard("tunnel", settings.rollback_after_seconds)
     found = host.get_fact(
         ManagedFiles,
@@ -259,8 +269,9 @@ def tunnel(settings: VpsSettings):
     pending = guard.unit in found["pending"]
     changed = list(files) if pending else _changed(files, found["sums"])
     stale = sorted(set(found["owned"]) - set(files))
+    names = [t.tunnel_name for t in tunnels]
     if not changed and not stale:
-        host.noop(f"tunnel {settings.tunnel_name} units are up to date")
+        host.noop(f"tunnel {', '.join(names)} units are up to date")
         return
 
     for path in changed:
@@ -268,17 +279,21 @@ def tunnel(settings: VpsSettings):
     for path in stale:
         host.log(f"Will remove {path} (no longer in the data)", logger.info)
 
-    name = settings.tunnel_name
     # Links of removed .netdev files must go too: networkd leaves them behind.
     old_links = [
         PurePosixPath(p).stem.removeprefix("60-ipip6-") for p in stale if p.endswith(".netdev")
     ]
-    recreate = (
-        pending
-        or units.netdev[0] in changed
-        or (units.uplink_dropin is not None and units.uplink_dropin[0] in changed)
-        or any(not p.endswith(".network") for p in stale)
-    )
+    recreated = [
+        t.tunnel_name
+        for t, u in zip(tunnels, units, strict=True)
+        if pending
+        or u.netdev[0] in changed
+        or (u.uplink_dropin is not None and u.uplink_dropin[0] in changed)
+    ]
+    recreate = bool(recreated) or any(not p.endswith(".network") for p in stale)
+    reconfigured = [
+        t.tunnel_name for t, u in zip(tunnels, units, strict=True) if u.network[0] in changed
+    ]
 
     apply: list = []
     for path in changed:
@@ -289,21 +304,22 @@ def tunnel(settings: VpsSettings):
         for folder in sorted({str(PurePosixPath(p).parent) for p in stale if ".network.d/" in p}):
             apply.append(StringCommand("rmdir --ignore-fail-on-non-empty", shlex.quote(folder)))
     if recreate:
-        for link in [name, *old_links]:
+        for link in [*recreated, *old_links]:
             apply.append(StringCommand(f"ip link del dev {shlex.quote(link)} 2>/dev/null || true"))
         apply.append(StringCommand("systemctl restart systemd-networkd"))
     else:
+        quoted = " ".join(shlex.quote(n) for n in reconfigured)
+        then = f"networkctl reconfigure {quoted}" if reconfigured else "true"
         apply.append(
             StringCommand(
-                f"if networkctl reload 2>/dev/null; then "
-                f"networkctl reconfigure {shlex.quote(name)}; "
+                f"if networkctl reload 2>/dev/null; then {then}; "
                 "else systemctl restart systemd-networkd; fi"
             )
         )
-    apply.append(_wait_for_link(name))
+    apply.extend(_wait_for_link(n) for n in names)
 
     # Restarting networkd reconfigures the uplink too (and the drop-in mode edits it): guard it.
-    restore = tunnel_restore_script(render.OWNED_UNIT_GLOBS, [name, *old_links])
+    restore = tunnel_restore_script(render.OWNED_UNIT_GLOBS, [*names, *old_links])
     arm = [
         StringCommand(guard.recover_pending()),
         StringCommand(tunnel_snapshot(render.OWNED_UNIT_GLOBS)),
@@ -313,12 +329,13 @@ def tunnel(settings: VpsSettings):
 
 
 @operation()
-def sysctls(settings: VpsSettings):
+def sysctls(settings: VpsSettings, tunnels: Sequence[VpsSettings] = ()):
     """
     Place the sysctl file and the ``nf_conntrack`` modules-load entry; apply them live when
     either changed.
 
     + settings: the host's validated :class:`~ipip6.settings.VpsSettings`
+    + tunnels: every tunnel the VPS carries (their rp_filter; default: the one of ``settings``)
 
     ``net.netfilter.nf_conntrack_max`` exists only once ``nf_conntrack`` is loaded; at boot
     systemd-sysctl runs early, so without the modules-load entry the value is silently lost.
@@ -330,7 +347,7 @@ def sysctls(settings: VpsSettings):
         vps.sysctls(settings=settings)
     """
     files = {
-        render.SYSCTL_FILE: render.render_sysctl(settings),
+        render.SYSCTL_FILE: render.render_sysctl(settings, tunnels),
         render.MODULES_FILE: render.render_modules_load(settings),
     }
     found = host.get_fact(ManagedFiles, paths=list(files))
@@ -347,11 +364,12 @@ def sysctls(settings: VpsSettings):
 
 
 @operation()
-def firewall(settings: VpsSettings):
+def firewall(settings: VpsSettings, tunnels: Sequence[VpsSettings] = ()):
     """
     Write ``/etc/iptables/rules.v4`` and ``rules.v6`` and load them, only when they changed.
 
     + settings: the host's validated :class:`~ipip6.settings.VpsSettings`
+    + tunnels: every tunnel the VPS carries, one per router (default: the one of ``settings``)
 
     The new rules are uploaded beside the live files and checked with ``iptables-restore
     --test`` first: a ruleset the kernel rejects changes nothing, neither the files nor the
@@ -364,8 +382,8 @@ def firewall(settings: VpsSettings):
         vps.firewall(settings=settings)
     """
     rulesets = {
-        render.RULES_V4: ("iptables-restore", render.render_rules_v4(settings)),
-        render.RULES_V6: ("ip6tables-restore", render.render_rules_v6(settings)),
+        render.RULES_V4: ("iptables-restore", render.render_rules_v4(settings, tunnels)),
+        render.RULES_V6: ("ip6tables-restore", render.render_rules_v6(settings, tunnels)),
     }
     guard = Guard("firewall", settings.rollback_after_seconds)
     found = host.get_fact(ManagedFiles, paths=list(rulesets), timers=[guard.unit])

@@ -274,7 +274,7 @@ CATALOGUE = [
     ("vps", {"rtx_legacy_ssh": True}, "rtx_legacy_ssh", "a setting of the router end"),
     ("rtx", {"rtx_tunel_number": 2}, "rtx_tunel_number", "did you mean 'rtx_tunnel_number'"),
     ("rtx", {"rtx_admin_pasword": "Secret-Pw-4"}, "rtx_admin_pasword", "did you mean"),
-    ("rtx", {"tunnel_name": "tun-home"}, "tunnel_name", "a setting of the VPS end"),
+    ("rtx", {"uplink_interface": "ens9"}, "uplink_interface", "a setting of the VPS end"),
     ("rtx", {"firewall_allow_tcp": [80]}, "firewall_allow_tcp", "a setting of the VPS end"),
     ("rtx", {"uplink_interface": "ens3"}, "uplink_interface", "a setting of the VPS end"),
     ("rtx", {"nat": True}, "nat", "a setting of the VPS end"),

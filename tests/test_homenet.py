@@ -8,10 +8,13 @@ import subprocess
 from lab.homenet import (
     KEEPALIVE_LOG,
     ROUTER_FACTORY_CONFIG,
+    SECOND_SITE,
     HomeNet,
+    build_script,
     longest_outage,
     parse_router_config,
     router_script,
+    teardown_script,
 )
 
 TUNNEL = """\
@@ -108,7 +111,7 @@ def test_a_keepalive_route_starts_on_the_tunnel_with_a_probe_that_can_fall_back(
     assert "ip netns exec rtx setsid python3 -c " in script
     assert (
         f"' 1 1 3 192.0.2.1 default 'dev tunnel1' 'dev pp1' {KEEPALIVE_LOG} "
-        "</dev/null >/dev/null 2>&1 &"
+        "/run/lab-rtx-keepalive-1.pid </dev/null >/dev/null 2>&1 &"
     ) in script
     # A config without the keepalive stops the probe (every script kills the old ones first).
     assert (
@@ -129,3 +132,29 @@ def test_the_longest_outage_is_between_answers_inside_the_window():
     assert longest_outage(samples, 0.5, 5.0) == 3.5  # 1.0 → 4.5
     assert longest_outage(samples, 4.0, 5.0) == 0.5  # 4.0 → 4.5, then 4.5 → 5.0
     assert longest_outage([(1.0, False)], 0.0, 2.0) == 2.0  # no answer at all
+
+
+def test_a_second_site_has_namespaces_and_a_path_of_its_own_and_leaves_the_first_alone():
+    config = (
+        "ip lan1 address 192.0.2.129/26\n"
+        "ipv6 lan2 address 2001:db8:3::1/64\n"
+        "ipv6 route default gateway 2001:db8:3::fffe\n"
+    )
+    plane = parse_router_config(
+        config
+        + FALLBACK.replace(
+            "ip route default gateway tunnel 1 keepalive 1 gateway pp 1 weight 0",
+            "ip route default gateway tunnel 1",
+        )
+    )
+    script = build_script(plane, site=SECOND_SITE)
+    assert "ip netns add rtx2" in script and "ip netns add home2" in script
+    assert "ip link add lab-rtx2 type veth peer name lan2 netns rtx2" in script
+    assert "ip -n home2 addr add 192.0.2.138/26 dev eth0" in script
+    assert "local 2001:db8:3::1 remote 2001:db8:1::1" in script
+    # Nothing of the first site or the world: no inet, no rtx, no PPPoE.
+    for word in ("netns add inet", " rtx ", "-n rtx ", "pp1", "lab-inet", "netns del rtx\n"):
+        assert word not in script, word
+    assert "ip netns del rtx2" in teardown_script(SECOND_SITE)
+    assert "ip netns del rtx " not in teardown_script(SECOND_SITE) + " "
+    assert "ip netns del rtx2" in teardown_script()  # the whole lab

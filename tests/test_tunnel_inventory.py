@@ -108,9 +108,80 @@ def test_home_networks_compare_as_sets():
     assert TunnelInventory.build(inventory(both, turned)).tunnels
 
 
-def test_one_router_per_vps_and_one_vps_per_address():
+def test_two_routers_on_one_vps_need_tunnels_of_their_own():
+    # Both inherit group_data/all.py's router_ipv6, home_networks and tunnel name.
     text = problems(inventory(extra_routers=[("@rtx/parents", ROUTER_ONLY)]))
-    assert "each of these routers has its tunnel to vps-a; expected one router per VPS" in text
+    assert "invalid data for host vps-a:" in text
+    assert (
+        "tunnel_name (value 'tun-home'): the same for the tunnels to @rtx/home and "
+        "@rtx/parents; expected one name per router" in text
+    )
+    assert "router_ipv6 (value '2001:db8:2::1'): the same for the tunnels" in text
+    assert "home_networks: 198.51.100.0/24 (@rtx/home) and 198.51.100.0/24 (@rtx/parents)" in text
+    # Networks of one site inside the other's inner link: refused too.
+    parents = {
+        **ROUTER_ONLY,
+        "router_ipv6": "2001:db8:3::1",
+        "home_networks": ["192.0.2.0/26"],
+        "tunnel_name": "tun-parents",
+        "tunnel_inner_network": "198.51.100.252/30",
+    }
+    text = problems(inventory(extra_routers=[("@rtx/parents", parents)]))
+    assert (
+        "tunnel_inner_network (value '198.51.100.252/30'): overlaps 198.51.100.0/24 of the "
+        "tunnel to @rtx/home" in text
+    )
+
+
+def test_two_routers_on_one_vps_each_bring_their_tunnel():
+    parents = {
+        **ROUTER_ONLY,
+        "router_ipv6": "2001:db8:3::1",
+        "home_networks": ["192.0.2.0/26"],
+        "tunnel_name": "tun-parents",
+        "tunnel_inner_network": "169.254.100.4/30",
+    }
+    model = TunnelInventory.build(inventory(extra_routers=[("@rtx/parents", parents)]))
+    tunnels = model.vps_tunnels("vps-a")
+    assert [t.tunnel_name for t in tunnels] == ["tun-home", "tun-parents"]
+    home, other = tunnels
+    assert str(other.router_ipv6) == "2001:db8:3::1" and str(home.router_ipv6) == "2001:db8:2::1"
+    assert [str(n) for n in other.home_networks] == ["192.0.2.0/26"]
+    assert str(other.inner.vps) == "169.254.100.5/30"
+    assert model.vps_tunnel_name("@rtx/parents") == "tun-parents"
+    assert model.vps_tunnel_name("@rtx/home") == "tun-home"
+    # The VPS's own keys are the same in every tunnel.
+    assert home.uplink_interface == other.uplink_interface
+
+
+def test_with_several_routers_a_tunnel_key_on_the_vps_itself_is_refused():
+    parents = {
+        **ROUTER_ONLY,
+        "router_ipv6": "2001:db8:3::1",
+        "home_networks": ["192.0.2.0/26"],
+        "tunnel_name": "tun-parents",
+        "tunnel_inner_network": "169.254.100.4/30",
+    }
+    text = problems(inventory(vps={"tunnel_mtu": 1400}, extra_routers=[("@rtx/parents", parents)]))
+    assert (
+        "tunnel_mtu (value 1400): set for this VPS, but 2 routers (@rtx/home, @rtx/parents) "
+        "have their tunnel to it, each with its own; expected it in each router's host data"
+    ) in text
+
+
+def test_with_one_router_its_tunnel_name_names_the_vps_interface():
+    model = TunnelInventory.build(inventory(router={"tunnel_name": "tun-b"}))
+    assert model.vps_tunnels("vps-a")[0].tunnel_name == "tun-b"
+    assert model.vps_tunnel_name("@rtx/home") == "tun-b"
+    # Set on both ends, it must agree.
+    text = problems(inventory(router={"tunnel_name": "tun-b"}, vps={"tunnel_name": "tun-c"}))
+    assert "tunnel_name: 'tun-b' on @rtx/home but 'tun-c' on vps-a" in text
+    # The VPS's name is checked against the VPS's uplink even when the router names it.
+    text = problems(inventory(router={"tunnel_name": "ens3"}))
+    assert "tunnel_name (value 'ens3'): tunnel_name and uplink_interface" in text
+
+
+def test_one_vps_per_address():
     text = problems(inventory(extra_vps=[("vps-b", {})]))
     assert "invalid data for host vps-a, vps-b:" in text
     assert "vps_ipv6 (value '2001:db8:1::1'): the same on each" in text
@@ -125,8 +196,8 @@ def test_a_key_of_the_other_end_counts_where_it_is_set():
     assert "rtx_tunnel_number (value 2): a setting of the router end (@rtx hosts)" in text
     text = problems(inventory(vps={"rtx_default_route": False}))
     assert "rtx_default_route (value False): a setting of the router end" in text
-    text = problems(inventory(router={"tunnel_name": "tun-b"}))
-    assert "tunnel_name (value 'tun-b'): a setting of the VPS end" in text
+    text = problems(inventory(router={"uplink_interface": "ens4"}))
+    assert "uplink_interface (value 'ens4'): a setting of the VPS end" in text
 
 
 def test_one_model_per_run():

@@ -141,3 +141,73 @@ def test_every_file_carries_the_header_and_no_blank_runs(fn):
     assert text.startswith(render.HEADER)
     assert "\n\n\n" not in text
     assert text.endswith("\n") and not text.endswith("\n\n")
+
+
+def two_sites():
+    home = settings()
+    parents = settings(
+        tunnel_name="tun-parents",
+        router_ipv6="2001:db8:3::1",
+        home_networks=["192.0.2.0/26"],
+        tunnel_inner_network="169.254.100.4/30",
+        tunnel_mtu=1400,
+    )
+    return home, parents
+
+
+def test_each_site_on_one_vps_gets_its_units_and_its_rules():
+    home, parents = two_sites()
+    units = render.render_tunnel_units(parents).files()
+    assert set(units) == {
+        "/etc/systemd/network/60-ipip6-tun-parents.netdev",
+        "/etc/systemd/network/60-ipip6-tun-parents.network",
+    }
+    assert "Remote=2001:db8:3::1" in units["/etc/systemd/network/60-ipip6-tun-parents.netdev"]
+    v4 = rule_lines(render.render_rules_v4(home, (home, parents)))
+    for line in (
+        "-A INPUT -i tun-home -j ACCEPT",
+        "-A INPUT -i tun-parents -j ACCEPT",
+        "-A FORWARD -i tun-parents -s 192.0.2.0/26 -j ACCEPT",
+        "-A FORWARD -i tun-parents -s 169.254.100.6/32 -j ACCEPT",
+        "-A POSTROUTING -s 192.0.2.0/26 -o ens3 -j MASQUERADE",
+        "-A FORWARD -i tun-home -s 192.168.100.0/24 -j ACCEPT",
+    ):
+        assert line in v4, line
+    # A site's networks are forwarded only from its own tunnel.
+    assert "-A FORWARD -i tun-home -s 192.0.2.0/26 -j ACCEPT" not in v4
+    v6 = rule_lines(render.render_rules_v6(home, (home, parents)))
+    assert "-A INPUT -s 2001:db8:3::1/128 -d 2001:db8:1::1/128 -p 4 -j ACCEPT" in v6
+    assert "-A INPUT -s 2001:db8:2::1/128 -d 2001:db8:1::1/128 -p 4 -j ACCEPT" in v6
+    sysctl = render.render_sysctl(
+        settings(tunnel_rp_filter="loose"),
+        (
+            settings(tunnel_rp_filter="loose"),
+            parents.model_copy(update={"tunnel_rp_filter": "loose"}),
+        ),
+    )
+    assert "net.ipv4.conf.tun-home.rp_filter = 2" in sysctl
+    assert "net.ipv4.conf.tun-parents.rp_filter = 2" in sysctl
+
+
+def test_sites_never_reach_each_other_unless_the_data_says_so():
+    home, parents = two_sites()
+    v4 = rule_lines(render.render_rules_v4(home, (home, parents)))
+    drops = [
+        "-A FORWARD -i tun-home -o tun-parents -j DROP",
+        "-A FORWARD -i tun-parents -o tun-home -j DROP",
+    ]
+    for line in drops:
+        assert line in v4
+    # Before the accepts of either site (first match wins).
+    assert v4.index(drops[0]) < v4.index("-A FORWARD -i tun-home -s 192.168.100.0/24 -j ACCEPT")
+    routed = home.model_copy(update={"route_between_sites": True})
+    assert not any(
+        "-j DROP" in line for line in rule_lines(render.render_rules_v4(routed, (routed, parents)))
+    )
+    assert not any("-j DROP" in line for line in rule_lines(render.render_rules_v4(home)))
+
+
+def test_one_tunnel_renders_as_before_with_or_without_the_list():
+    s = settings()
+    assert render.render_rules_v4(s) == render.render_rules_v4(s, (s,))
+    assert "The tunnel's MTU is 1460" in render.render_rules_v4(s)

@@ -5,6 +5,7 @@ The templates live in the repository's top-level ``files/`` directory, next to `
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -108,17 +109,26 @@ def render_tunnel_units(settings: VpsSettings) -> TunnelUnits:
     )
 
 
-def render_sysctl(settings: VpsSettings) -> str:
-    return _render("sysctl.conf.j2", settings, modules_file=Path(MODULES_FILE).name)
+def render_sysctl(settings: VpsSettings, tunnels: Sequence[VpsSettings] = ()) -> str:
+    """The sysctl file: ``settings`` the VPS's, ``tunnels`` every tunnel it carries (default:
+    the one of ``settings``)."""
+    return _render(
+        "sysctl.conf.j2",
+        settings,
+        modules_file=Path(MODULES_FILE).name,
+        tunnels=list(tunnels or (settings,)),
+    )
 
 
 def render_modules_load(settings: VpsSettings) -> str:
     return _render("modules-load.conf.j2", settings)
 
 
-def render_rules_v4(settings: VpsSettings) -> str:
-    return _render("rules.v4.j2", settings)
+def render_rules_v4(settings: VpsSettings, tunnels: Sequence[VpsSettings] = ()) -> str:
+    """The IPv4 ruleset for every tunnel the VPS carries (default: the one of ``settings``)."""
+    return _render("rules.v4.j2", settings, tunnels=list(tunnels or (settings,)))
 
 
-def render_rules_v6(settings: VpsSettings) -> str:
-    return _render("rules.v6.j2", settings)
+def render_rules_v6(settings: VpsSettings, tunnels: Sequence[VpsSettings] = ()) -> str:
+    """The IPv6 ruleset: protocol 4 in from each tunnel's router only."""
+    return _render("rules.v6.j2", settings, tunnels=list(tunnels or (settings,)))
