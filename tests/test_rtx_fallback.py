@@ -368,3 +368,32 @@ def test_vps_network_unit_and_rules_follow_the_inner_network():
     )
     assert "Address=192.0.2.5/30" in render.render_network(vps).splitlines()
     assert "-A FORWARD -i tun-home -s 192.0.2.6/32 -j ACCEPT" in render.render_rules_v4(vps)
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        # An AWS VPN's tunnel on the same link-local /30 (AWS picks 169.254.x.x/30 links).
+        "tunnel select 5\n ipsec tunnel 105\n ip tunnel address 169.254.100.1/30\n"
+        " ip tunnel remote address 169.254.100.2\n tunnel enable 5",
+        "ip lan3 address 169.254.100.3/30",
+        "ip route 169.254.100.0/29 gateway 192.168.100.254",
+        "ip keepalive 9 icmp-echo 10 3 169.254.100.2",  # (one probing .1 is reused: ours)
+        "ip filter 10 pass * 169.254.100.2 icmp",
+    ],
+)
+def test_an_inner_link_the_router_already_uses_is_refused(line):
+    text = PPPOE + line + "\n"
+    step = tunnel_step(router(), config(text), config(text), 0)
+    assert step.refusal is not None, step
+    assert "tunnel_inner_network 169.254.100.0/30: the router already uses it" in step.refusal
+    assert "Nothing was sent" in step.refusal
+
+
+def test_the_deploys_own_inner_link_is_no_clash():
+    running = config(ours())
+    step = tunnel_step(router(), running, running, 0)
+    assert step.refusal is None and step.noop is not None
+    # Nor is an address outside the inner link that merely looks alike.
+    text = PPPOE + "ip lan3 address 169.254.101.1/30\n"
+    assert tunnel_step(router(), config(text), config(text), 0).refusal is None

@@ -87,5 +87,12 @@ def test_an_inner_network_the_vps_already_uses_is_refused_but_not_its_own_tunnel
         "tunnel_inner_network (value '172.17.0.0/30'): holds the VPS's own IPv4 address "
         "172.17.0.1 (on docker0)" in problems(tunnel_inner_network="172.17.0.0/30")
     )
-    # Another tunnel name: tun-home is then not this deploy's tunnel for this data.
-    assert "169.254.100.1 (on tun-home)" in problems(tunnel_name="tun-b")
+    # Renamed: tun-home is still this deploy's (the run removes it), so no conflict either.
+    assert problems(tunnel_name="tun-b") == ""
+
+
+def test_an_inner_address_on_a_tunnel_this_deploy_did_not_create_is_a_conflict():
+    output = [line for line in OUTPUT if not line.startswith("netdev ")]
+    found = VpsNetwork().process(output)  # tun-home exists, but no .netdev of ours
+    text = "\n".join(conflicts(load_vps_settings("v", {**BASE, "tunnel_name": "tun-b"}), found))
+    assert "holds the VPS's own IPv4 address 169.254.100.1 (on tun-home)" in text

@@ -20,6 +20,8 @@ DATA = {
     "router_ipv6": "2001:db8:1::2",
     "home_networks": ["198.51.100.0/24"],
     "uplink_interface": "ens3",
+    # Documentation addresses in the lab (the default inner link is 169.254.100.0/30).
+    "tunnel_inner_network": "203.0.113.252/30",
 }
 
 

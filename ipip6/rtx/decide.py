@@ -11,10 +11,12 @@ Pure: no I/O.
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass, replace
 
 from ipip6.rtx import commit as gate
 from ipip6.rtx.config import (
+    EMBEDDED_MARK,
     OwnedSection,
     RouterConfig,
     compare,
@@ -23,6 +25,7 @@ from ipip6.rtx.config import (
     line_diff,
     owned_view,
     redact_line,
+    unowned_view,
 )
 from ipip6.rtx.fallback import (
     FallbackChoice,
@@ -92,6 +95,36 @@ def _owned_section(
     return desired_lines(settings, number, fallback), fallback
 
 
+def _ipv4_in(token: str) -> ipaddress.IPv4Network | None:
+    """An IPv4 address or network a config word names (``A``, ``A/M``, ``key=A``), or None."""
+    text = token.rpartition("=")[2]
+    try:
+        return ipaddress.IPv4Network(text, strict=False)
+    except ValueError:
+        return None
+
+
+def inner_in_use(
+    settings: RouterSettings, running: RouterConfig, desired: OwnedSection
+) -> list[str]:
+    """Lines of the router that this deploy does not own and that use an address of the
+    tunnel's inner link: another tunnel's `ip tunnel address` (an AWS or Azure VPN takes
+    169.254.x.x/30 links too), a LAN, a route, a filter. Two links in one network break both."""
+    if settings.inner is None:
+        return []
+    inner = settings.inner.network
+    found = []
+    for line in unowned_view(running, desired):
+        if line.startswith(EMBEDDED_MARK):
+            continue
+        for token in line.split():
+            net = _ipv4_in(token)
+            if net is not None and net.overlaps(inner):
+                found.append(redact_line(line.strip()))
+                break
+    return found
+
+
 def with_retired(desired: OwnedSection, numbers: tuple[int, ...]) -> OwnedSection:
     """``desired`` owning these ``ip keepalive`` numbers too, as lines to remove."""
     keys = {*desired.retired_keys, *(keepalive_key(n) for n in numbers)}
@@ -117,6 +150,14 @@ def tunnel_step(
         desired = with_retired(desired, stale)
     plan = gate.Plan.make(running, desired)
     notes = (fallback.note,) if fallback.note else ()
+    clash = inner_in_use(settings, running, desired)
+    if clash:
+        return Step(
+            refusal=(
+                f"tunnel_inner_network {settings.inner.network}: the router already uses it: "
+                f"{'; '.join(clash)}. Choose another (e.g. 169.254.101.0/30). Nothing was sent"
+            )
+        )
     warnings = []
     if desired.takeover:
         use = tunnel_use(running, desired.tunnel_number, settings.vps_ipv6, desired.global_keys)

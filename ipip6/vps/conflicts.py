@@ -52,13 +52,15 @@ def conflicts(settings: VpsSettings, network: Mapping[str, Any]) -> list[str]:
                 )
     inner = settings.inner
     on = network.get("ipv4_links", {})
-    ours = name in network.get("owned_netdevs", [])
+    # A tunnel this deploy created holds its inner address: this run keeps, renames or
+    # removes it, so that address is no conflict.
+    owned = set(network.get("owned_netdevs", []))
     for text in network.get("ipv4", []) if inner is not None else ():
         try:
             address = ipaddress.IPv4Address(text)
         except ValueError:
             continue
-        if address in inner.network and not (ours and on.get(text) == name):
+        if address in inner.network and on.get(text) not in owned:
             problems.append(
                 f"tunnel_inner_network (value {str(inner.network)!r}): holds the VPS's own IPv4 "
                 f"address {address} (on {on.get(text, 'an interface')}); expected a link "
