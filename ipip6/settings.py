@@ -124,24 +124,29 @@ _IPV4_REFUSED = tuple(
 MIN_HOME_PREFIX = 8
 
 
-def _home_network(value: Any) -> ipaddress.IPv4Network:
-    example = "an IPv4 network with its prefix length, e.g. '192.168.100.0/24'"
+def _ipv4_network(value: Any, example: str) -> ipaddress.IPv4Network:
+    """An IPv4 network with an explicit prefix length and no host bits (else ValueError)."""
     if isinstance(value, ipaddress.IPv4Network):
-        network = value
-    else:
-        text = _text(value, example)
-        if "/" not in text:
-            raise ValueError(f"expected {example}: the prefix length is missing")
+        return value
+    text = _text(value, example)
+    if "/" not in text:
+        raise ValueError(f"expected {example}: the prefix length is missing")
+    try:
+        return ipaddress.IPv4Network(text)
+    except ValueError:
         try:
-            network = ipaddress.IPv4Network(text)
+            loose = ipaddress.IPv4Network(text, strict=False)
         except ValueError:
-            try:
-                loose = ipaddress.IPv4Network(text, strict=False)
-            except ValueError:
-                raise ValueError(f"not a valid IPv4 network: expected {example}") from None
-            raise ValueError(
-                f"not a valid IPv4 network: host bits are set (did you mean '{loose}'?)"
-            ) from None
+            raise ValueError(f"not a valid IPv4 network: expected {example}") from None
+        raise ValueError(
+            f"not a valid IPv4 network: host bits are set (did you mean '{loose}'?)"
+        ) from None
+
+
+def _home_network(value: Any) -> ipaddress.IPv4Network:
+    network = _ipv4_network(
+        value, "an IPv4 network with its prefix length, e.g. '192.168.100.0/24'"
+    )
     for refused, why in _IPV4_REFUSED:
         if network.subnet_of(refused):
             raise ValueError(f"expected a private or global unicast network, not {why}")
@@ -186,25 +191,7 @@ DEFAULT_INNER_NETWORK = ipaddress.IPv4Network("169.254.100.0/30")
 def _inner_network(value: Any) -> ipaddress.IPv4Network | Literal[False]:
     if value is False:
         return False
-    example = "a /30 or /31 IPv4 network, e.g. '169.254.100.0/30', or false"
-    if isinstance(value, ipaddress.IPv4Network):
-        network = value
-    else:
-        if isinstance(value, bool) or not isinstance(value, str):
-            raise ValueError(f"expected {example}")
-        text = _text(value, example)
-        if "/" not in text:
-            raise ValueError(f"expected {example}: the prefix length is missing")
-        try:
-            network = ipaddress.IPv4Network(text)
-        except ValueError:
-            try:
-                loose = ipaddress.IPv4Network(text, strict=False)
-            except ValueError:
-                raise ValueError(f"not a valid IPv4 network: expected {example}") from None
-            raise ValueError(
-                f"not a valid IPv4 network: host bits are set (did you mean '{loose}'?)"
-            ) from None
+    network = _ipv4_network(value, "a /30 or /31 IPv4 network, e.g. '169.254.100.0/30', or false")
     if network.prefixlen not in (30, 31):
         raise ValueError(
             "expected a /30 or /31 (one address for each end of the tunnel), "

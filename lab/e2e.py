@@ -203,45 +203,36 @@ class E2ELab:
         self.with_second_site = False
 
     # --- the router ---------------------------------------------------------------------------
-    def start_router(self, config: str = ROUTER_FACTORY_CONFIG):
+    def _simulator(self, config: str, state: str, net: HomeNet):
+        """A started RTX simulator whose data plane ``net`` follows its running config, line
+        by line, as a real router applies it (nothing happens until the namespaces are built);
+        its host key recorded in :attr:`router_known_hosts`."""
         from rtxsim import Simulator
 
-        self.sim = Simulator(
+        sim = Simulator(
             config,
             profile=self.profile,
             user=ROUTER_USER,
             password=ROUTER_PASSWORD,
             admin_password=ROUTER_ADMIN_PASSWORD,
-            state_dir=self.workdir / "router-state",
+            state_dir=self.workdir / state,
         )
-        self.sim.start()
-        # The data plane follows the running config, line by line, as a real router applies it
-        # (nothing happens until the namespaces are built).
-        self.sim.on_running_change = self.net.follow
-        key = self.sim.host_key
-        self.router_known_hosts.write_text(
-            f"[127.0.0.1]:{self.sim.port} {key.get_name()} {key.get_base64()}\n"
-        )
+        sim.start()
+        sim.on_running_change = net.follow
+        key = sim.host_key
+        with self.router_known_hosts.open("a") as known:
+            known.write(f"[127.0.0.1]:{sim.port} {key.get_name()} {key.get_base64()}\n")
+        return sim
+
+    def start_router(self, config: str = ROUTER_FACTORY_CONFIG):
+        self.router_known_hosts.unlink(missing_ok=True)
+        self.sim = self._simulator(config, "router-state", self.net)
         return self.sim
 
     def start_second_router(self, config: str = SECOND_ROUTER_CONFIG):
         """A second home router on its own simulator, data plane and IPv6 path; in the
         inventory from now on (see :attr:`with_second_site`)."""
-        from rtxsim import Simulator
-
-        self.second_sim = Simulator(
-            config,
-            profile=self.profile,
-            user=ROUTER_USER,
-            password=ROUTER_PASSWORD,
-            admin_password=ROUTER_ADMIN_PASSWORD,
-            state_dir=self.workdir / "router2-state",
-        )
-        self.second_sim.start()
-        self.second_sim.on_running_change = self.second_net.follow
-        key = self.second_sim.host_key
-        with self.router_known_hosts.open("a") as known:
-            known.write(f"[127.0.0.1]:{self.second_sim.port} {key.get_name()} {key.get_base64()}\n")
+        self.second_sim = self._simulator(config, "router2-state", self.second_net)
         self.second_net.build(config)
         self.with_second_site = True
         return self.second_sim

@@ -319,7 +319,10 @@ def tunnel(settings: VpsSettings, tunnels: Sequence[VpsSettings] = ()):
     apply.extend(_wait_for_link(n) for n in names)
 
     # Restarting networkd reconfigures the uplink too (and the drop-in mode edits it): guard it.
-    restore = tunnel_restore_script(render.OWNED_UNIT_GLOBS, [*names, *old_links])
+    # A rollback re-creates the links this change touched (from the restored units, whatever
+    # the change left on them); the other sites' links stay as they are.
+    touched = list(dict.fromkeys([*recreated, *reconfigured, *old_links]))
+    restore = tunnel_restore_script(render.OWNED_UNIT_GLOBS, touched)
     arm = [
         StringCommand(guard.recover_pending()),
         StringCommand(tunnel_snapshot(render.OWNED_UNIT_GLOBS)),

@@ -569,6 +569,8 @@ GROUPS: tuple[str, ...] = (
     "login timer",
     "timezone",
     "ip route",
+    # A real RTX1210's show config prints `ip keepalive` right after the IPv4 routes.
+    "ip keepalive",
     "ipv6 route",
     "ipv6 prefix",
     "if",
@@ -578,7 +580,6 @@ GROUPS: tuple[str, ...] = (
     "ip filter dynamic",
     "ipv6 filter",
     "ipv6 filter dynamic",
-    "ip keepalive",
     "nat",
     "syslog",
     "telnetd",

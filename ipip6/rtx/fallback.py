@@ -33,7 +33,13 @@ from ipip6.settings import RouterSettings
 #: 100 is within every model's).
 KEEPALIVE_MAX = 100
 
-_ROUTE_OURS = r"ip route default gateway tunnel {n}(?: keepalive (\d+) gateway (.+?) weight 0)?"
+# The deploy's own default route, as it writes it; "weight 0" may be printed or not (it is the
+# documented form, but a firmware that drops a default-looking option must not make the line
+# a stranger's).
+_ROUTE_OURS = (
+    r"ip route default gateway tunnel {n}"
+    r"(?: keepalive (\d+) gateway ((?:pp|tunnel) \d+|dhcp \S+|[\d.]+)(?: weight 0)?)?"
+)
 _ROUTE_SIMPLE = re.compile(
     r"ip route default gateway ((?:pp|tunnel) \d+|dhcp lan\d+(?:\.\d+)?|\d+\.\d+\.\d+\.\d+)"
 )
@@ -166,10 +172,10 @@ def choose_fallback(
             simple = _ROUTE_SIMPLE.fullmatch(route)
             if simple is None:
                 raise FallbackRefused(
-                    f"rtx_fallback_gateway 'auto': the router's default route ({route}) is more "
-                    "than one plain gateway, so the deploy cannot tell which one to fall back "
-                    "to. Set rtx_fallback_gateway (e.g. 'pp 1'), or false for none. Nothing "
-                    "was sent"
+                    f"rtx_fallback_gateway 'auto': the router's default route ({route}) is not "
+                    "one plain gateway (several, or options), so the deploy cannot tell which "
+                    "one to fall back to. Set rtx_fallback_gateway (e.g. 'pp 1'), or false for "
+                    "none. Nothing was sent"
                 )
             gateway = simple[1]
             note = f"fallback: {gateway}, the router's default route before this deploy"
