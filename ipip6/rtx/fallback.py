@@ -33,16 +33,17 @@ from ipip6.settings import RouterSettings
 #: 100 is within every model's).
 KEEPALIVE_MAX = 100
 
+# One plain gateway of an RTX route, as the fallback may name it (what rtx_fallback_gateway
+# accepts: `pp N`, `tunnel N`, `dhcp lanN[.M]`, an IPv4 address).
+_PLAIN_GATEWAY = r"(?:pp|tunnel) \d+|dhcp lan\d+(?:\.\d+)?|\d+\.\d+\.\d+\.\d+"
 # The deploy's own default route, as it writes it; "weight 0" may be printed or not (it is the
 # documented form, but a firmware that drops a default-looking option must not make the line
 # a stranger's).
 _ROUTE_OURS = (
     r"ip route default gateway tunnel {n}"
-    r"(?: keepalive (\d+) gateway ((?:pp|tunnel) \d+|dhcp \S+|[\d.]+)(?: weight 0)?)?"
+    rf"(?: keepalive (\d+) gateway ({_PLAIN_GATEWAY})(?: weight 0)?)?"
 )
-_ROUTE_SIMPLE = re.compile(
-    r"ip route default gateway ((?:pp|tunnel) \d+|dhcp lan\d+(?:\.\d+)?|\d+\.\d+\.\d+\.\d+)"
-)
+_ROUTE_SIMPLE = re.compile(rf"ip route default gateway ({_PLAIN_GATEWAY})")
 _KEEPALIVE = re.compile(r"ip keepalive (\d+) (\S+)(?: (\d+) (\d+) (\S+))?.*")
 _KEEPALIVE_USE = re.compile(r"\bkeepalive (\d+)\b")
 
@@ -91,6 +92,13 @@ def _default_route(running: RouterConfig) -> str | None:
     return " ".join(line.text.split()) if line is not None else None
 
 
+def _our_route(config: RouterConfig, tunnel_number: int) -> tuple[str | None, re.Match | None]:
+    """The default route line, and its match when it is the deploy's own for this tunnel."""
+    route = _default_route(config)
+    ours = re.fullmatch(_ROUTE_OURS.format(n=tunnel_number), route) if route else None
+    return route, ours
+
+
 def _keepalives(running: RouterConfig) -> dict[int, tuple[str, str | None]]:
     """``ip keepalive`` number → (its line, its icmp-echo target or None)."""
     found = {}
@@ -121,8 +129,7 @@ def stale_keepalives(
     wanted (all but ``keep``): the one its default route names there, and any probing this
     tunnel's VPS inner address. A saved config may hold one the running config has already
     dropped: the save step asks both."""
-    route = _default_route(config)
-    ours = re.fullmatch(_ROUTE_OURS.format(n=tunnel_number), route) if route else None
+    _, ours = _our_route(config, tunnel_number)
     keepalives = _keepalives(config)
     target = str(settings.inner.vps.ip) if settings.inner is not None else None
     stale = {int(ours[1])} if ours and ours[1] else set()
@@ -136,8 +143,7 @@ def choose_fallback(
     """The fallback this router gets (see the module's docstring). Raises
     :class:`FallbackRefused` when the data names a keepalive something else uses, or when
     ``auto`` meets a default route this deploy cannot take a gateway from."""
-    route = _default_route(running)
-    ours = re.fullmatch(_ROUTE_OURS.format(n=tunnel_number), route) if route else None
+    route, ours = _our_route(running, tunnel_number)
     our_keepalive = int(ours[1]) if ours and ours[1] else None
     keepalives = _keepalives(running)
     inner = settings.inner
