@@ -46,10 +46,17 @@ if is_router(host):
     vps_name = tunnels.vps_of(host.name)
     vps_host = inventory.get_host(vps_name) if vps_name else None
     vps_tunnel = tunnels.vps_tunnel_name(host.name)
+    # A second VPS (rtx_backup_tunnel): its tunnel is checked by traffic from it too.
+    backup_name = tunnels.vps_of(host.name, backup=True)
+    backup_host = inventory.get_host(backup_name) if backup_name else None
+    backup_tunnel = tunnels.vps_tunnel_name(host.name, backup=True)
     # Applied without saving, read back, rolled back if anything fails (not even applied when
-    # the VPS end failed).
+    # a VPS end failed).
     rtx.tunnel(
-        name="Router: ipip6 tunnel and default route", settings=settings, verify_from=vps_host
+        name="Router: ipip6 tunnel and default route",
+        settings=settings,
+        verify_from=vps_host,
+        backup_from=backup_host,
     )
     # The VPS pings home through the tunnel; saved only if it answers (and whenever the saved
     # config lags behind, e.g. after an interrupted run).
@@ -58,4 +65,6 @@ if is_router(host):
         settings=settings,
         verify_from=vps_host,
         vps_tunnel_name=vps_tunnel,
+        backup_from=backup_host,
+        backup_tunnel_name=backup_tunnel,
     )

@@ -553,6 +553,98 @@ def _verify_ping(value: Any) -> Literal["auto", False] | ipaddress.IPv4Address:
         raise ValueError("expected 'auto', false or an IPv4 address inside home_networks") from None
 
 
+def _next_link(network: ipaddress.IPv4Network) -> ipaddress.IPv4Network:
+    """The link network right after ``network``, of the same size (169.254.100.0/30 →
+    169.254.100.4/30)."""
+    start = int(network.network_address) + network.num_addresses
+    return ipaddress.IPv4Network((start % 2**32, network.prefixlen))
+
+
+def _backup_inner(value: Any) -> ipaddress.IPv4Network | None:
+    if value is None:
+        return None
+    if value is False:
+        raise ValueError(
+            "expected a /30 or /31 link network (or leave it out): the router probes the "
+            "backup VPS's inner address, so the backup tunnel needs one"
+        )
+    return _inner_network(value)
+
+
+class BackupTunnel(_Settings):
+    """A second VPS for the same router: its tunnel carries the home's IPv4 while the first
+    VPS does not answer (``rtx_backup_tunnel``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+    vps_ipv6: TunnelEnd = Field(
+        description="The backup VPS's IPv6 address: the backup tunnel's VPS end."
+    )
+    tunnel_inner_network: Annotated[
+        ipaddress.IPv4Network | None, PlainValidator(_backup_inner), _as_text
+    ] = Field(
+        default=None,
+        description=(
+            "The backup tunnel's inner link (a /30 or /31). Left out: the link right after "
+            "tunnel_inner_network (169.254.100.4/30 after the default 169.254.100.0/30)."
+        ),
+    )
+    rtx_tunnel_number: StrictInt | None = Field(
+        default=None,
+        ge=1,
+        le=3000,
+        description=(
+            "The backup's `tunnel select N`. Left out: the tunnel to the backup VPS already "
+            "on the router, else the lowest free number after the first tunnel's."
+        ),
+    )
+    rtx_keepalive_number: StrictInt | None = Field(
+        default=None,
+        ge=1,
+        le=100,
+        description="The backup's `ip keepalive N`. Left out: chosen like the first one's.",
+    )
+    rtx_ipv6_filter_number: StrictInt | None = Field(
+        default=None,
+        ge=1,
+        le=2147483647,
+        description="Like rtx_ipv6_filter_number, for protocol 4 from the backup VPS.",
+    )
+    tunnel_name: InterfaceName | None = Field(
+        default=None,
+        description=(
+            "The backup tunnel's interface name on the backup VPS. Left out: the backup "
+            "VPS's own tunnel_name."
+        ),
+    )
+    rtx_vps_managed_elsewhere: StrictBool = Field(
+        default=False,
+        description=(
+            "True when the backup VPS is not in this inventory: its tunnel is then saved "
+            "without a check by traffic from it."
+        ),
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _a_mapping_of_known_keys(cls, value: Any) -> Any:
+        if not isinstance(value, Mapping):
+            raise ValueError(
+                "expected a mapping such as {'vps_ipv6': '2001:db8:4::1'} (the backup VPS's "
+                "address and, optionally, its tunnel's own keys)"
+            )
+        for key in value:
+            if key not in cls.model_fields:
+                hint = difflib.get_close_matches(str(key), cls.model_fields, n=1)
+                expected = (
+                    f"did you mean {hint[0]!r}?"
+                    if hint
+                    else ("expected one of " + ", ".join(cls.model_fields))
+                )
+                raise ValueError(f"unknown key {str(key)!r}: {expected}")
+        return value
+
+
 class RouterSettings(TunnelSite):
     """The home end: the owned lines of a YAMAHA RTX config."""
 
@@ -642,6 +734,14 @@ class RouterSettings(TunnelSite):
             "traffic."
         ),
     )
+    rtx_backup_tunnel: BackupTunnel | None = Field(
+        default=None,
+        description=(
+            "A second VPS, e.g. {'vps_ipv6': '2001:db8:4::1'}: its own `tunnel select N` and "
+            "keepalive; the default route goes to the first VPS, to this one while the first "
+            "does not answer, then to rtx_fallback_gateway."
+        ),
+    )
 
     @model_validator(mode="after")
     def _takeover_names_a_tunnel(self) -> RouterSettings:
@@ -673,6 +773,106 @@ class RouterSettings(TunnelSite):
                 f"(rtx_tunnel_number {self.rtx_tunnel_number}): expected another way out"
             )
         return self
+
+    @model_validator(mode="after")
+    def _backup_fits(self) -> RouterSettings:
+        backup = self.rtx_backup_tunnel
+        if backup is None:
+            return self
+        problems = []
+        if not self.rtx_default_route:
+            problems.append(
+                "needs rtx_default_route: True (the backup is the default route's second gateway)"
+            )
+        if self.tunnel_inner_network is False:
+            problems.append(
+                "needs tunnel_inner_network: the router probes the first VPS's inner address "
+                "to know when to switch to the backup"
+            )
+        if backup.vps_ipv6 == self.vps_ipv6:
+            problems.append(
+                f"vps_ipv6 {str(backup.vps_ipv6)!r} is the first VPS's too: expected another VPS"
+            )
+        if backup.vps_ipv6 == self.router_ipv6:
+            problems.append(f"vps_ipv6 {str(backup.vps_ipv6)!r} is router_ipv6")
+        pairs = (
+            ("rtx_tunnel_number", self.rtx_tunnel_number, backup.rtx_tunnel_number),
+            ("rtx_keepalive_number", self.rtx_keepalive_number, backup.rtx_keepalive_number),
+            ("rtx_ipv6_filter_number", self.rtx_ipv6_filter_number, backup.rtx_ipv6_filter_number),
+        )
+        for key, first, second in pairs:
+            if first is not None and first == second:
+                problems.append(f"{key} {second} is the first tunnel's too: expected another")
+        if backup.rtx_ipv6_filter_number is not None and self.rtx_ipv6_filter_number is None:
+            problems.append(
+                "rtx_ipv6_filter_number is set for the backup only: set it for both tunnels "
+                "or for neither"
+            )
+        if backup.rtx_tunnel_number is not None and self.rtx_fallback_gateway == (
+            f"tunnel {backup.rtx_tunnel_number}"
+        ):
+            problems.append(
+                f"rtx_tunnel_number {backup.rtx_tunnel_number} is rtx_fallback_gateway: "
+                "expected the fallback to be another way out"
+            )
+        inner = self.backup_inner_network
+        if self.tunnel_inner_network is not False and inner is not None:
+            if backup.tunnel_inner_network is None:
+                try:
+                    _inner_network(inner)
+                except ValueError as exc:
+                    problems.append(
+                        f"tunnel_inner_network: the link after the first tunnel's ({inner}) "
+                        f"cannot be used ({exc}); set one"
+                    )
+            if inner.overlaps(self.tunnel_inner_network):
+                problems.append(
+                    f"tunnel_inner_network {str(inner)!r} overlaps the first tunnel's "
+                    f"({self.tunnel_inner_network}): expected a link network of its own"
+                )
+            for net in self.home_networks:
+                if net.overlaps(inner):
+                    problems.append(
+                        f"tunnel_inner_network {str(inner)!r} overlaps the home network {net}"
+                    )
+        if problems:
+            raise ValueError("rtx_backup_tunnel: " + "; ".join(problems))
+        return self
+
+    @property
+    def backup_inner_network(self) -> ipaddress.IPv4Network | None:
+        """The backup tunnel's inner link: as set, else the one after the first tunnel's."""
+        backup = self.rtx_backup_tunnel
+        if backup is None or self.tunnel_inner_network is False:
+            return None
+        return backup.tunnel_inner_network or _next_link(self.tunnel_inner_network)
+
+    def backup_site(self) -> RouterSettings | None:
+        """The backup tunnel as a router site of its own: this router's settings with the
+        backup's address, inner link, numbers and name (None: no backup). Its VPS end pairs
+        with the backup VPS like any router's tunnel."""
+        backup = self.rtx_backup_tunnel
+        if backup is None:
+            return None
+        own = {
+            "vps_ipv6": backup.vps_ipv6,
+            "tunnel_inner_network": self.backup_inner_network,
+            "rtx_tunnel_number": backup.rtx_tunnel_number,
+            "rtx_keepalive_number": backup.rtx_keepalive_number,
+            "rtx_ipv6_filter_number": backup.rtx_ipv6_filter_number,
+            "rtx_vps_managed_elsewhere": backup.rtx_vps_managed_elsewhere,
+            "rtx_tunnel_takeover": False,
+            "rtx_backup_tunnel": None,
+        }
+        values = {key: getattr(self, key) for key in type(self).model_fields} | own
+        fields_set = (set(self.model_fields_set) - {"tunnel_name"}) | set(own)
+        if backup.tunnel_name is not None:
+            values["tunnel_name"] = backup.tunnel_name
+            fields_set.add("tunnel_name")
+        else:
+            values["tunnel_name"] = type(self).model_fields["tunnel_name"].default
+        # Validated already, field by field and across (here and in _backup_fits).
+        return type(self).model_construct(_fields_set=fields_set, **values)
 
     @property
     def fallback_wanted(self) -> bool:
@@ -784,8 +984,12 @@ class SettingsError(ValueError):
 
 
 def describe(key: str, value: Any) -> str:
-    """A value as an error message may show it: ``<hidden>`` unless ``key`` is known harmless."""
+    """A value as an error message may show it: ``<hidden>`` unless ``key`` is known harmless
+    (and, for a mapping such as ``rtx_backup_tunnel``, unless every key inside is known: an
+    unknown one may hold a password)."""
     if key not in harmless_keys():
+        return "<hidden>"
+    if isinstance(value, Mapping) and any(k not in BackupTunnel.model_fields for k in value):
         return "<hidden>"
     text = repr(value)
     return text if len(text) <= 80 else text[:77] + "..."
@@ -818,6 +1022,14 @@ def _key_problems(end: End, data: Mapping[str, Any], shared: frozenset[str]) -> 
     return problems
 
 
+def _description(model: type[_Settings], loc: tuple[Any, ...]) -> str | None:
+    """The description of the field at ``loc``: the backup tunnel's own field for one of its
+    keys."""
+    if len(loc) > 1 and loc[0] == "rtx_backup_tunnel" and loc[1] in BackupTunnel.model_fields:
+        return BackupTunnel.model_fields[str(loc[1])].description
+    return model.model_fields[str(loc[0])].description
+
+
 def _load(
     model: type[_Settings],
     end: End,
@@ -845,7 +1057,7 @@ def _load(
             if err["type"] == "missing":
                 if not complete:  # checking what is there, e.g. for `pyinfra @rtx/… exec`
                     continue
-                problems.append(f"{key}: missing: {model.model_fields[top].description}")
+                problems.append(f"{key}: missing: {_description(model, err['loc'])}")
                 continue
             msg = err["msg"].removeprefix("Value error, ")
             if not err["loc"]:  # a check across keys: its message names them and their values

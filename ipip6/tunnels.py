@@ -9,7 +9,8 @@ VPS's address (a router's ``vps_ipv6`` is the VPS host's ``vps_ipv6``). A VPS ca
 per router that names it (several home sites on one VPS): each tunnel's own keys (``SITE_KEYS``:
 the router's address, its home networks, MTU, inner link and the VPS-side interface name) come
 from its router, the rest from the VPS; with one router they may be set on either end but must
-agree. For now each router has one VPS.
+agree. A router may name a second VPS (``rtx_backup_tunnel``): that tunnel pairs with the backup
+VPS host the same way, as a site of its own (:meth:`RouterSettings.backup_site`).
 
 Where a key comes from matters. ``group_data/all.py`` and ``--data`` are read by both ends, so a
 router key there is no mistake on a VPS host; in a VPS host's own data or in a group of VPS
@@ -73,6 +74,22 @@ class Tunnel:
     vps_host: str | None  # None: the VPS is managed elsewhere (rtx_vps_managed_elsewhere)
     router: RouterSettings
     vps: VpsSettings | None
+    backup: bool = False
+    """The router's tunnel to its backup VPS (``router`` is then its backup site)."""
+
+
+def router_sites(
+    routers: Mapping[str, RouterSettings],
+) -> list[tuple[str, RouterSettings, bool]]:
+    """(router host, the settings of one of its tunnels, whether it is the backup) for every
+    tunnel of every router: the first VPS's, and the backup VPS's when it has one."""
+    out = []
+    for name, router in routers.items():
+        out.append((name, router, False))
+        backup = router.backup_site()
+        if backup is not None:
+            out.append((name, backup, True))
+    return out
 
 
 def _shared_keys(inventory: Inventory, host: Host, ends: Mapping[str, End]) -> frozenset[str]:
@@ -130,7 +147,10 @@ class TunnelInventory:
                     if complete and load is load_vps_settings
                     else {}
                 )
-                if len(sites) > 1:
+                # Several routers, or the backup tunnel of one: each tunnel's keys are its
+                # router's (a backup's inner link is never the VPS's default one).
+                backups = any(r is not model.routers[name] for name, r in sites.items())
+                if len(sites) > 1 or backups:
                     model.sites[host.name] = _load_sites(host.name, data, shared, sites)
                     settings = next(iter(model.sites[host.name].values()))
                 else:
@@ -166,10 +186,11 @@ class TunnelInventory:
             return (self.vps[host],)
         return tuple(sorted(mine, key=lambda s: s.tunnel_name))
 
-    def vps_tunnel_name(self, router_host: str) -> str | None:
-        """The name of the VPS's interface for this router's tunnel (None: managed elsewhere)."""
+    def vps_tunnel_name(self, router_host: str, *, backup: bool = False) -> str | None:
+        """The name of the VPS's interface for this router's tunnel, or for the one to its
+        backup VPS (None: managed elsewhere, or no backup)."""
         for tunnel in self.tunnels_of(router_host):
-            if tunnel.router_host == router_host and tunnel.vps is not None:
+            if tunnel.router_host == router_host and tunnel.backup == backup and tunnel.vps:
                 return tunnel.vps.tunnel_name
         return None
 
@@ -179,10 +200,11 @@ class TunnelInventory:
     def tunnels_of(self, host: str) -> tuple[Tunnel, ...]:
         return tuple(t for t in self.tunnels if host in (t.router_host, t.vps_host))
 
-    def vps_of(self, router_host: str) -> str | None:
-        """The VPS host at the other end of a router's tunnel (None: managed elsewhere)."""
+    def vps_of(self, router_host: str, *, backup: bool = False) -> str | None:
+        """The VPS host at the other end of a router's tunnel, or of the one to its backup VPS
+        (None: managed elsewhere, or no backup)."""
         for tunnel in self.tunnels_of(router_host):
-            if tunnel.router_host == router_host:
+            if tunnel.router_host == router_host and tunnel.backup == backup:
                 return tunnel.vps_host
         return None
 
@@ -217,7 +239,7 @@ def _routers_of(
         return {}
     return {
         name: r
-        for name, r in sorted(routers.items())
+        for name, r, _ in sorted(router_sites(routers), key=lambda site: site[0])
         if r.vps_ipv6 == address and not r.rtx_vps_managed_elsewhere
     }
 
@@ -228,10 +250,15 @@ def _load_sites(
     """One VPS's settings per router that has its tunnel to it: the VPS's own keys and the
     router's tunnel keys. Raises :class:`SettingsError` with every problem."""
     names = ", ".join(sites)
+    whose = (
+        f"{len(sites)} routers ({names}) have their tunnel to it, each with its own"
+        if len(sites) > 1
+        else f"it is the backup VPS of {names}, whose rtx_backup_tunnel gives the tunnel's"
+    )
+    where = "each router's host data" if len(sites) > 1 else f"{names}'s rtx_backup_tunnel"
     problems = [
-        f"{key} (value {describe(key, data[key])}): set for this VPS, but {len(sites)} routers "
-        f"({names}) have their tunnel to it, each with its own; expected it in each router's "
-        "host data"
+        f"{key} (value {describe(key, data[key])}): set for this VPS, but {whose}; expected "
+        f"it in {where}"
         for key in SITE_KEYS
         if key in data and key not in shared
     ]
@@ -309,28 +336,32 @@ def _pair(
             )
 
     tunnels: list[Tunnel] = []
-    for name, router in routers.items():
+    for name, router, backup in router_sites(routers):
         names = by_address.get(router.vps_ipv6, [])
+        vps_key = "rtx_backup_tunnel.vps_ipv6" if backup else "vps_ipv6"
+        elsewhere_key = (
+            "rtx_backup_tunnel.rtx_vps_managed_elsewhere" if backup else "rtx_vps_managed_elsewhere"
+        )
         if router.rtx_vps_managed_elsewhere:
             if names:
                 problems.append(
                     _problem(
                         [name],
-                        f"rtx_vps_managed_elsewhere (value True): but {names[0]} in this "
+                        f"{elsewhere_key} (value True): but {names[0]} in this "
                         f"inventory has vps_ipv6 {str(router.vps_ipv6)!r}; expected False, so "
                         "the tunnel is checked by traffic from it before the router saves",
                     )
                 )
                 continue
-            tunnels.append(Tunnel(name, None, router, None))
+            tunnels.append(Tunnel(name, None, router, None, backup))
             continue
         if not names:
             problems.append(
                 _problem(
                     [name],
-                    f"vps_ipv6 (value {str(router.vps_ipv6)!r}): no VPS host in the inventory "
+                    f"{vps_key} (value {str(router.vps_ipv6)!r}): no VPS host in the inventory "
                     "has this vps_ipv6; expected the VPS at the other end of the tunnel in the "
-                    "inventory (or rtx_vps_managed_elsewhere = True when it is set up elsewhere: "
+                    f"inventory (or {elsewhere_key} = True when it is set up elsewhere: "
                     "the router then saves without a check by traffic)",
                 )
             )
@@ -338,8 +369,8 @@ def _pair(
         if len(names) > 1:
             continue  # reported above
         vps_name = names[0]
-        if sites and vps_name in sites:  # several routers: built from this router's keys
-            tunnels.append(Tunnel(name, vps_name, router, sites[vps_name][name]))
+        if sites and vps_name in sites:  # built from this router's keys
+            tunnels.append(Tunnel(name, vps_name, router, sites[vps_name][name], backup))
             continue
         vps = vpses[vps_name]
         mismatches = _mismatches(router, vps)
@@ -374,7 +405,7 @@ def _pair(
                     )
                 )
                 continue
-        tunnels.append(Tunnel(name, vps_name, router, vps))
+        tunnels.append(Tunnel(name, vps_name, router, vps, backup))
     return tuple(tunnels), problems
 
 

@@ -18,6 +18,7 @@ The inventory (VPS and ``@rtx/127.0.0.1``) and the router's known_hosts live in 
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,17 +26,22 @@ from pathlib import Path
 
 from ipip6.vps.render import OWNED_FILES
 from lab.homenet import (
+    BACKUP_VPS_IPV6,
+    BACKUP_VPS_UPLINK_IPV4,
+    BLOCK_BACKUP,
     INTERNET_HOST,
     PPPOE_ADDRESS,
     ROUTER_FACTORY_CONFIG,
     ROUTER_WAN_IPV6,
     SECOND_SITE,
+    UNBLOCK_BACKUP,
     VPS_IPV6,
     VPS_UPLINK,
     VPS_UPLINK_IPV4,
     HomeNet,
     PingResult,
     TransferResult,
+    backup_vps_script,
     longest_outage,
     parse_router_config,
     ssh,
@@ -81,6 +87,19 @@ SECOND_SITE_DATA = {
     "home_networks": [str(parse_router_config(SECOND_ROUTER_CONFIG).lan.network)],
     "tunnel_name": SECOND_TUNNEL_NAME,
     "tunnel_inner_network": "192.0.2.4/30",
+}
+
+#: A second VPS for the first router (one router, two VPSes): a namespace of the lab VM with a
+#: real ip6tnl, set up by the lab (a namespace is no host pyinfra can deploy), hence managed
+#: elsewhere; its inner link is the lab's next documentation /30.
+BACKUP_INNER_NETWORK = "192.0.2.8/30"
+BACKUP_VPS_INNER, BACKUP_ROUTER_INNER = "192.0.2.9", "192.0.2.10"
+BACKUP_DATA = {
+    "rtx_backup_tunnel": {
+        "vps_ipv6": BACKUP_VPS_IPV6,
+        "tunnel_inner_network": BACKUP_INNER_NETWORK,
+        "rtx_vps_managed_elsewhere": True,
+    }
 }
 
 #: The lab's router probes every second and falls back after 3 misses (the default is 5 x 6 s:
@@ -187,6 +206,38 @@ class Failover:
         )
 
 
+@dataclass
+class ChainFailover:
+    """Both VPSes of one router going down one after the other, then coming back (VM clock
+    seconds): the home's IPv4 on the first VPS, the backup, PPPoE, then the first again."""
+
+    to_backup_after: float  # the first VPS down → the route on the backup's tunnel
+    to_pppoe_after: float  # the backup down too → the route on PPPoE
+    back_after: float  # both back → the route on the first VPS's tunnel
+    without_ipv4: dict[str, float]  # per step, the home's longest time without an answer
+    on_backup: TrafficCheck
+    on_pppoe: TrafficCheck
+    after: TrafficCheck
+
+    def problems(self) -> list[str]:
+        out = []
+        for name, check in (
+            ("on the backup VPS", self.on_backup),
+            ("on PPPoE", self.on_pppoe),
+            ("after both came back", self.after),
+        ):
+            out += [f"{name}: {p}" for p in check.problems()]
+        return out
+
+    def summary(self) -> str:
+        gaps = ", ".join(f"{k} {v:.1f} s" for k, v in self.without_ipv4.items())
+        return (
+            f"to the backup VPS {self.to_backup_after:.1f} s after the first went down, to "
+            f"PPPoE {self.to_pppoe_after:.1f} s after the backup did, back on the first "
+            f"{self.back_after:.1f} s after both returned (longest without IPv4: {gaps})"
+        )
+
+
 class E2ELab:
     """The lab VM (the VPS), the RTX simulator (the router) and the namespaces in between."""
 
@@ -201,6 +252,9 @@ class E2ELab:
         self.second_net = HomeNet(vm, profile=profile, site=SECOND_SITE)
         self.second_sim = None
         self.with_second_site = False
+        #: The first router's backup VPS, once :meth:`start_backup_vps` ran (and while in the
+        #: router's data).
+        self.with_backup = False
 
     # --- the router ---------------------------------------------------------------------------
     def _simulator(self, config: str, state: str, net: HomeNet):
@@ -236,6 +290,15 @@ class E2ELab:
         self.second_net.build(config)
         self.with_second_site = True
         return self.second_sim
+
+    def start_backup_vps(self) -> None:
+        """The first router's second VPS (its namespace, IPv6 path, uplink and ip6tnl); the
+        router's data names it from now on (see :attr:`with_backup`). Again after any
+        ``net.build``, which takes the router's side of its path away."""
+        inner = ipaddress.IPv4Interface(f"{BACKUP_VPS_INNER}/30")
+        script = backup_vps_script(ROUTER_WAN_IPV6, list(SHARED_DATA["home_networks"]), inner)
+        ssh(self.vm, "bash -s", input=script, timeout=120)
+        self.with_backup = True
 
     @property
     def router_known_hosts(self) -> Path:
@@ -282,7 +345,7 @@ class E2ELab:
         }
         if self.sim.profile.name == "rtx1200":
             router["rtx_legacy_ssh"] = True  # RTX1200 offers only group1 kex and ssh-rsa
-        routers = [(ROUTER_HOST, router)]
+        routers = [(ROUTER_HOST, {**router, **(BACKUP_DATA if self.with_backup else {})})]
         if self.with_second_site and self.second_sim is not None:
             # Several routers on one VPS: each tunnel's keys are its router's, not the VPS's.
             for key in ("router_ipv6", "home_networks", "tunnel_inner_network"):
@@ -361,6 +424,10 @@ class E2ELab:
         drops = net.drop_counter() - before
         if by == "pppoe":
             return TrafficCheck(ping, transfer, 0, PPPOE_MSS, expected_source=PPPOE_ADDRESS)
+        if by == "backup":  # the backup VPS's tunnel: its address, the router's tunnel clamp
+            return TrafficCheck(
+                ping, transfer, drops, self.expected_mss, expected_source=BACKUP_VPS_UPLINK_IPV4
+            )
         return TrafficCheck(ping, transfer, drops, self.expected_mss)
 
     def failover(self, timeout: float = 90) -> Failover:
@@ -388,6 +455,48 @@ class E2ELab:
             without_ipv4=longest_outage(samples, down_at, up_at),
             without_ipv4_back=longest_outage(samples, up_at, end),
             during=during,
+            after=after,
+        )
+
+    def failover_chain(self, timeout: float = 90) -> ChainFailover:
+        """The first VPS stops answering, then the backup too, then both come back; the home
+        host pings the internet host all along. Needs the deploy with a backup VPS in place."""
+        net = self.net
+        (route,) = [r for r in net.plane.routes4 if r.dest == "default"]
+        first, backup = (k for _, k in route.hops[:2])
+        net.start_probe()
+        try:
+            t0 = net.now()
+            self.vps_sh(BLOCK_TUNNEL)
+            try:
+                to_backup = net.wait_keepalive("down", t0, timeout=timeout, keepalive=first)
+                on_backup = self.traffic(size=1 << 20, by="backup")
+                t1 = net.now()
+                self.vps_sh(BLOCK_BACKUP)
+                try:
+                    to_pppoe = net.wait_keepalive("down", t1, timeout=timeout, keepalive=backup)
+                    on_pppoe = self.traffic(size=1 << 20, by="pppoe")
+                finally:
+                    t2 = net.now()
+                    self.vps_sh(UNBLOCK_BACKUP)
+            finally:
+                self.vps_sh(UNBLOCK_TUNNEL)
+            back = net.wait_keepalive("up", t2, timeout=timeout, keepalive=first)
+            after = self.traffic()
+            end = net.now()
+        finally:
+            samples = net.stop_probe()
+        return ChainFailover(
+            to_backup_after=to_backup["time"] - t0,
+            to_pppoe_after=to_pppoe["time"] - t1,
+            back_after=back["time"] - t2,
+            without_ipv4={
+                "to the backup": longest_outage(samples, t0, t1),
+                "to PPPoE": longest_outage(samples, t1, t2),
+                "back": longest_outage(samples, t2, end),
+            },
+            on_backup=on_backup,
+            on_pppoe=on_pppoe,
             after=after,
         )
 

@@ -12,9 +12,15 @@ inside the VM, with documentation prefixes only, so none of it exists outside th
                           IPv4 default into tunnel1        tun-home (the deploy's)
                           pp1 192.0.2.66 (PPPoE, NAT) ----------------------------- eth1 192.0.2.65
 
+    (rtx) isp2 fe80::1 ---------- eth0 2001:db8:4::1 (vps2 netns): a second VPS, on demand
+                                  tun-home: ipip6 to the router    uplink 192.0.2.70 -- inet eth2
+
 The ``pp1`` link is the home's old IPv4 over PPPoE: slow in the evening on a real line, and
 the way out while the VPS is down. The internet host sees the router's PPPoE address on it
 (192.0.2.66) and the VPS's (203.0.113.1) on the tunnel, so a test can tell the two paths apart.
+``vps2`` is a backup VPS for the first router (one router, two VPSes;
+:func:`backup_vps_script`): a namespace with a real ip6tnl, NATed to its own address
+(192.0.2.70), a third way out the internet host tells apart.
 
 The router's data plane is configured from the RTX simulator's config text (read here with a
 small reader of its own, independent of the deploy's driver): all of it when the router boots,
@@ -32,10 +38,13 @@ simulator by :mod:`lab.e2e`), so traffic sees an applied change before it is sav
   ``ip pp nat descriptor``;
 - ``ip route default gateway tunnel N`` (and ``ip route NET gateway tunnel N|pp N|ADDR``);
 - ``ip keepalive K icmp-echo INTERVAL COUNT TARGET`` with a route ``gateway G1 keepalive K
-  gateway G2 weight 0``: a process in the router's namespace pings TARGET every INTERVAL
-  seconds; after COUNT misses in a row the route goes to G2, at the first answer back to G1,
-  each switch logged with its time (:meth:`HomeNet.keepalive_events`). The gateway is up when
-  the keepalive starts (the lab's assumption: the RTX manual does not say).
+  gateway G2 [keepalive K2] weight 0 …``: a process in the router's namespace pings each
+  keepalive's TARGET every INTERVAL seconds; after COUNT misses in a row that keepalive is
+  down, at the first answer up again, and the route goes to the first gateway, in written
+  order, whose keepalive is up (or that has none); each change logged with its time
+  (:meth:`HomeNet.keepalive_events`). A keepalive is up when it starts, and several
+  ``weight 0`` gateways are an ordered list: the lab's assumptions (the RTX manual says
+  neither).
 
 And the RTX1200's quirk: incoming IPv6 packets that carry a Destination Options header are
 dropped ("received malformed option"), by an nftables rule with a counter.
@@ -77,6 +86,12 @@ PPPOE_ADDRESS = "192.0.2.66"  # the router's address on it (IPCP would assign it
 PPPOE_PEER = "192.0.2.65"  # the ISP's end of it, on the internet host
 PPPOE_PREFIX = 30
 KEEPALIVE_LOG = "/run/lab-rtx-keepalive.log"  # the first site's (Site.keepalive_log)
+# A second VPS for the first site's router (one router, two VPSes): a namespace of its own.
+BACKUP_VPS_NS = "vps2"
+BACKUP_VPS_IPV6 = "2001:db8:4::1"
+BACKUP_VPS_UPLINK_IPV4 = "192.0.2.70"  # what the internet host sees from the backup VPS
+BACKUP_VPS_GATEWAY = "192.0.2.69"  # the internet host's end of the backup VPS's uplink
+BACKUP_TUNNEL_NAME = "tun-home"  # its ip6tnl to the router (its own namespace: the same name)
 
 
 @dataclass(frozen=True)
@@ -105,7 +120,7 @@ SITE = Site()
 #: A second home on the same VPS: its router at 2001:db8:3::1, no PPPoE.
 SECOND_SITE = Site("rtx2", "home2", "lab-rtx2", "2001:db8:3::fffe", "2001:db8:3::1", pppoe=False)
 SITES = (SITE, SECOND_SITE)
-NAMESPACES = ("home", "rtx", "inet", "home2", "rtx2")
+NAMESPACES = ("home", "rtx", "inet", "home2", "rtx2", BACKUP_VPS_NS)
 QUIRK_TABLE = "rtx_quirk"
 MSS_TABLE = "rtx_mss"
 NAT_TABLE = "rtx_nat"
@@ -204,12 +219,22 @@ class Keepalive:
 
 @dataclass
 class Route4:
-    """``ip route DEST gateway G [keepalive K gateway G2 weight 0]``."""
+    """``ip route DEST gateway G1 [keepalive K1] [gateway G2 [keepalive K2] weight 0] …``."""
 
     dest: str
     gateway: str  # "tunnel 1", "pp 1" or an address
     keepalive: int | None = None
-    fallback: str | None = None
+    later: list[tuple[str, int | None]] = field(default_factory=list)
+    """The ``weight 0`` gateways after the first, in written order, each with its keepalive."""
+
+    @property
+    def hops(self) -> list[tuple[str, int | None]]:
+        return [(self.gateway, self.keepalive), *self.later]
+
+    @property
+    def fallback(self) -> str | None:
+        """The last way out (the first gateway's when there is no other)."""
+        return self.later[-1][0] if self.later else None
 
 
 @dataclass
@@ -274,6 +299,10 @@ _TUNNEL_KEYS = (
 )
 
 
+# One gateway of a route: `gateway tunnel 1 [keepalive 1] [weight 0]`.
+_HOP = r"gateway ((?:tunnel|pp) \d+|[0-9.]+)(?: keepalive (\d+))?(?: weight (\d+))?"
+
+
 def parse_router_config(text: str) -> RouterPlane:
     """Read a ``show config`` text (as the simulator saves it) into a :class:`RouterPlane`."""
     plane = RouterPlane()
@@ -336,15 +365,14 @@ def parse_router_config(text: str) -> RouterPlane:
         if m:
             plane.ipv6[m[1]] = ipaddress.IPv6Interface(m[2])
             continue
-        m = re.fullmatch(
-            r"ip route (\S+) gateway ((?:tunnel|pp) \d+|[0-9.]+)"
-            r"(?: keepalive (\d+) gateway ((?:tunnel|pp) \d+|[0-9.]+) weight 0)?",
-            line,
-        )
+        m = re.fullmatch(rf"ip route (\S+)((?: {_HOP})+)", line)
         if m:
-            keepalive = int(m[3]) if m[3] else None
-            plane.routes4.append(Route4(m[1], m[2], keepalive, m[4]))
-            continue
+            hops = [(h[1], int(h[2]) if h[2] else None, h[3]) for h in re.finditer(_HOP, m[2])]
+            (first, k, weight), rest = hops[0], hops[1:]
+            if weight is None and all(w == "0" for _, _, w in rest):
+                later = [(g, kk) for g, kk, _ in rest]
+                plane.routes4.append(Route4(m[1], first, k, later))
+                continue
         m = re.fullmatch(r"ip keepalive (\d+) icmp-echo (\d+) (\d+) ([0-9.]+)", line)
         if m:
             k = int(m[1])
@@ -373,7 +401,7 @@ def teardown_script(site: Site | None = None) -> str:
     namespaces = [ns for s in sites for ns in (s.home_ns, s.router_ns)]
     links = [s.vps_link for s in sites]
     if site is None or site == SITE:  # the first site's build makes the world anew
-        namespaces.append("inet")
+        namespaces += [BACKUP_VPS_NS, "inet"]
         links.append(VPS_UPLINK)
     for ns in namespaces:
         lines.append(f"ip netns pids {ns} 2>/dev/null | xargs -r kill -9 2>/dev/null")
@@ -522,60 +550,84 @@ def router_script(plane: RouterPlane, quirk: bool = True, site: Site = SITE) -> 
         if t.inner is not None:
             lines.append(_q(*ip_rtx, "addr", "add", t.inner, "dev", t.ifname))
     for route in plane.routes4:
-        primary = plane.device_of(route.gateway)
-        keepalive = plane.keepalives.get(route.keepalive) if route.keepalive else None
-        fallback = plane.device_of(route.fallback) if route.fallback else None
-        if primary is not None:
-            lines.append(_q(*ip_rtx, "route", "replace", route.dest, *primary))
-        elif fallback is not None:
-            lines.append(_q(*ip_rtx, "route", "replace", route.dest, *fallback))
-        if keepalive is not None and primary is not None and fallback is not None:
+        # The gateways the data plane has, each with its keepalive (a missing keepalive line:
+        # the gateway counts as down, as on the RTX, where it is never valid).
+        hops = []
+        for gateway, number in route.hops:
+            device = plane.device_of(gateway)
+            if device is None:
+                continue
+            keepalive = plane.keepalives.get(number) if number is not None else None
+            if number is not None and keepalive is None:
+                continue
+            hops.append((" ".join(device), keepalive))
+        if not hops:
+            continue
+        lines.append(_q(*ip_rtx, "route", "replace", route.dest, *hops[0][0].split()))
+        probes = {k.number: k for _, k in hops if k is not None}
+        if probes and len(hops) > 1:
+            spec = {
+                "dest": route.dest,
+                "hops": [[device, k.number if k else None] for device, k in hops],
+                "keepalives": {n: [k.interval, k.count, k.target] for n, k in probes.items()},
+                "log": site.keepalive_log,
+                "pidfile": site.keepalive_pids.replace("*", str(min(probes))),
+            }
             lines.append(
                 _q("ip", "netns", "exec", r, "setsid", "python3", "-c", _KEEPALIVE)
                 + " "
-                + _q(
-                    keepalive.number,
-                    keepalive.interval,
-                    keepalive.count,
-                    keepalive.target,
-                    route.dest,
-                    " ".join(primary),
-                    " ".join(fallback),
-                    site.keepalive_log,
-                    site.keepalive_pids.replace("*", str(keepalive.number)),
-                )
+                + _q(json.dumps(spec, sort_keys=True))
                 + " </dev/null >/dev/null 2>&1 &"
             )
     return "\n".join(lines) + "\n"
 
 
-# The router's `ip keepalive`, run in its namespace: ping the target every INTERVAL seconds;
-# COUNT misses in a row move the route to the second gateway, one answer moves it back.
+# The router's `ip keepalive`, run in its namespace for one route: every keepalive the route
+# names pings its target every INTERVAL seconds; COUNT misses in a row and it is down, one
+# answer and it is up. The route goes to the first gateway, in written order, whose keepalive
+# is up (or that has none): the RTX manual's "weight 0 only while no other is valid", with the
+# lab's reading of several weight-0 gateways as an ordered list (the manual does not say).
 _KEEPALIVE = r"""
 import json, os, subprocess, sys, time
-number, interval, count, target, dest, primary, fallback, log, pidfile = sys.argv[1:]
-interval, count = int(interval), int(count)
-with open(pidfile, "w") as f:
+spec = json.loads(sys.argv[1])
+dest, hops, log = spec["dest"], spec["hops"], spec["log"]
+probes = {int(n): v for n, v in spec["keepalives"].items()}
+with open(spec["pidfile"], "w") as f:
     f.write(str(os.getpid()))
-def say(event, **more):
-    entry = dict(time=time.time(), keepalive=int(number), event=event, **more)
+def say(event, number, **more):
+    entry = dict(time=time.time(), keepalive=number, event=event, **more)
     with open(log, "a") as f:
         f.write(json.dumps(entry) + "\n")
-say("start", target=target)
-up, misses = True, 0
+up = {n: True for n in probes}
+misses = {n: 0 for n in probes}
+def chosen():
+    return next((d for d, n in hops if n is None or up[n]), hops[-1][0])
+route = chosen()
+for n, (_, _, target) in sorted(probes.items()):
+    say("start", n, target=target)
+interval = min(v[0] for v in probes.values())
 while True:
     t0 = time.monotonic()
-    ok = subprocess.run(["ping", "-n", "-q", "-c", "1", "-W", str(max(1, interval)), target],
-                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode == 0
-    misses = 0 if ok else misses + 1
-    if up and misses >= count:
-        up = False
-        subprocess.run(["ip", "route", "replace", dest] + fallback.split())
-        say("down", route=fallback)
-    elif ok and not up:
-        up = True
-        subprocess.run(["ip", "route", "replace", dest] + primary.split())
-        say("up", route=primary)
+    pings = {n: subprocess.Popen(["ping", "-n", "-q", "-c", "1", "-W", str(max(1, v[0])), v[2]],
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+             for n, v in probes.items()}
+    changed = []
+    for n, p in sorted(pings.items()):
+        ok = p.wait() == 0
+        misses[n] = 0 if ok else misses[n] + 1
+        if up[n] and misses[n] >= probes[n][1]:
+            up[n] = False
+            changed.append(("down", n))
+        elif ok and not up[n]:
+            up[n] = True
+            changed.append(("up", n))
+    if changed:
+        new = chosen()
+        if new != route:
+            subprocess.run(["ip", "route", "replace", dest] + new.split())
+            route = new
+        for event, n in changed:
+            say(event, n, route=route)
     time.sleep(max(0.0, interval - (time.monotonic() - t0)))
 """
 
@@ -801,6 +853,81 @@ class TransferResult:
         return moved
 
 
+def backup_vps_script(
+    router_wan: str, home_networks: list[str], inner: ipaddress.IPv4Interface, mtu: int = 1460
+) -> str:
+    """Shell that (re)creates the lab's second VPS: a namespace with an IPv6 path to the first
+    site's router, an IPv4 uplink to the internet host (NATed to its own address) and a real
+    ip6tnl to the router, set up the way the deploy sets up a VPS (``encaplimit none``, the
+    inner address, the home networks routed into it, the MSS clamped). Its path to the router
+    is the lab's wiring, like ``lab-rtx``: the ISP's network, written as a route in the
+    router's namespace, not a line of the router's config."""
+    v, r = BACKUP_VPS_NS, SITE.router_ns
+    mss = mtu - 40
+    lines = [
+        "set +e",
+        f"ip netns pids {v} 2>/dev/null | xargs -r kill -9 2>/dev/null",
+        f"ip netns del {v} 2>/dev/null",
+        f"ip -n {r} link del isp2 2>/dev/null",
+        "ip -n inet link del eth2 2>/dev/null",
+        "set -e",
+        f"ip netns add {v}",
+        f"ip -n {v} link set lo up",
+        f"ip netns exec {v} sysctl -qw net.ipv4.conf.all.forwarding=1",
+        # the IPv6 path: the router reaches 2001:db8:4::/64 over its isp2 link
+        f"ip link add isp2 netns {r} type veth peer name eth0 netns {v}",
+        f"ip -n {r} addr add fe80::1/64 dev isp2 nodad",
+        f"ip -n {r} link set isp2 up",
+        f"ip -n {v} addr add {BACKUP_VPS_IPV6}/64 dev eth0 nodad",
+        f"ip -n {v} addr add fe80::2/64 dev eth0 nodad",
+        f"ip -n {v} link set eth0 up",
+        f"ip -n {r} -6 route replace 2001:db8:4::/64 via fe80::2 dev isp2",
+        f"ip -n {v} -6 route replace default via fe80::1 dev eth0",
+        # its IPv4 uplink to the internet host
+        f"ip link add eth2 netns inet type veth peer name uplink netns {v}",
+        f"ip -n inet addr add {BACKUP_VPS_GATEWAY}/30 dev eth2",
+        "ip -n inet link set eth2 up",
+        f"ip -n {v} addr add {BACKUP_VPS_UPLINK_IPV4}/30 dev uplink",
+        f"ip -n {v} link set uplink up",
+        f"ip -n {v} route replace default via {BACKUP_VPS_GATEWAY}",
+        # the tunnel, a real ip6tnl
+        _q("ip", "-n", v, "link", "add", BACKUP_TUNNEL_NAME, "type", "ip6tnl", "mode", "ipip6")
+        + " "
+        + _q("local", BACKUP_VPS_IPV6, "remote", router_wan, "encaplimit", "none"),
+        _q("ip", "-n", v, "link", "set", BACKUP_TUNNEL_NAME, "mtu", mtu, "up"),
+        _q("ip", "-n", v, "addr", "add", inner, "dev", BACKUP_TUNNEL_NAME),
+        *(
+            _q("ip", "-n", v, "route", "replace", net, "dev", BACKUP_TUNNEL_NAME)
+            for net in home_networks
+        ),
+        f"ip netns exec {v} nft -f - <<'NFT'",
+        "table ip backup_vps {",
+        "  chain postrouting {",
+        "    type nat hook postrouting priority srcnat; policy accept;",
+        '    oifname "uplink" masquerade',
+        "  }",
+        "  chain forward {",
+        "    type filter hook forward priority mangle; policy accept;",
+        f'    oifname "{BACKUP_TUNNEL_NAME}" tcp flags & (syn | rst) == syn '
+        f"tcp option maxseg size > {mss} tcp option maxseg size set {mss}",
+        "  }",
+        "}",
+        "NFT",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+#: The backup VPS "goes down": it sends nothing into its tunnel (like BLOCK_TUNNEL on the VPS).
+BLOCK_BACKUP = (
+    f"ip netns exec {BACKUP_VPS_NS} nft -f - <<'NFT'\n"
+    "table ip6 lab_block {\n"
+    "  chain output { type filter hook output priority 0; meta l4proto 4 counter drop; }\n"
+    "}\n"
+    "NFT"
+)
+UNBLOCK_BACKUP = f"ip netns exec {BACKUP_VPS_NS} nft delete table ip6 lab_block"
+
+
 class HomeNet:
     """The lab's namespaces in a running lab VM (see the module's docstring)."""
 
@@ -931,12 +1058,19 @@ class HomeNet:
         events = [json.loads(line) for line in out.splitlines() if line.strip()]
         return [e for e in events if e["time"] >= since]
 
-    def wait_keepalive(self, event: str, since: float, timeout: float = 90) -> dict:
-        """The first keepalive ``event`` after VM time ``since`` (polled; AssertionError with
-        the log and the namespaces when it does not come within ``timeout`` seconds)."""
+    def wait_keepalive(
+        self, event: str, since: float, timeout: float = 90, keepalive: int | None = None
+    ) -> dict:
+        """The first keepalive ``event`` after VM time ``since`` (of keepalive number
+        ``keepalive``, or any; polled; AssertionError with the log and the namespaces when it
+        does not come within ``timeout`` seconds)."""
         deadline = time.monotonic() + timeout
         while True:
-            found = [e for e in self.keepalive_events(since) if e["event"] == event]
+            found = [
+                e
+                for e in self.keepalive_events(since)
+                if e["event"] == event and keepalive in (None, e["keepalive"])
+            ]
             if found:
                 return found[0]
             if time.monotonic() > deadline:

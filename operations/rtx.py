@@ -83,15 +83,16 @@ def _failed_in_this_run(state: State, host_name: str) -> bool:
 
 # pyinfra passes state and host to a callback only when its parameters carry these names.
 def _commit(
-    state, host, plan: gate.Plan, checks: tuple[gate.Check, ...], vps_name: str | None
+    state, host, plan: gate.Plan, checks: tuple[gate.Check, ...], vps_names: tuple[str, ...]
 ) -> bool:
-    if vps_name is not None and _failed_in_this_run(state, vps_name):
-        # Its ping could not confirm the change: better not to make it.
-        host.log(
-            f"{vps_name} failed earlier in this run: nothing was changed on the router",
-            logger.error,
-        )
-        return False
+    for vps_name in vps_names:
+        if _failed_in_this_run(state, vps_name):
+            # Its ping could not confirm the change: better not to make it.
+            host.log(
+                f"{vps_name} failed earlier in this run: nothing was changed on the router",
+                logger.error,
+            )
+            return False
     return _report(host, driver_of(host).commit(plan, checks))
 
 
@@ -100,6 +101,7 @@ def tunnel(
     settings: RouterSettings,
     checks: Sequence[gate.Check] | None = None,
     verify_from: Host | None = None,
+    backup_from: Host | None = None,
 ) -> Generator[FunctionCommand, None, None]:
     """
     Configure the router's end of the ipip6 tunnel and, optionally, its default route and an
@@ -112,10 +114,12 @@ def tunnel(
       returns ``None`` or why it failed.
     + verify_from: the VPS host that will verify the change by traffic (see :func:`save`): if
       it failed earlier in this run, nothing is sent and the host fails.
+    + backup_from: the backup VPS host (``rtx_backup_tunnel``), likewise.
 
     Owned lines (and nothing else): under ``tunnel select N`` the encapsulation, endpoint,
     MTU, TCP MSS limit and ``tunnel enable N``; ``ip route default`` if
-    ``rtx_default_route``; ``ipv6 filter F`` if ``rtx_ipv6_filter_number``. N is
+    ``rtx_default_route``; ``ipv6 filter F`` if ``rtx_ipv6_filter_number``; the keepalives
+    of the fallback; with ``rtx_backup_tunnel`` a second tunnel block, to the backup VPS. N is
     ``rtx_tunnel_number``, or the tunnel to this VPS already there, or the lowest free one; a
     tunnel that holds or is used by anything else is refused before anything is sent (unless
     ``rtx_tunnel_takeover``). Only differing lines are sent, nothing is saved (call
@@ -160,8 +164,8 @@ def tunnel(
         [redact_line(line) for line in delta.current],
         [redact_line(line) for line in delta.wanted],
     )
-    vps_name = verify_from.name if verify_from is not None else None
-    yield FunctionCommand(_commit, (step.plan, tuple(checks or gate.DEFAULT_CHECKS), vps_name), {})
+    vps_names = tuple(h.name for h in (verify_from, backup_from) if h is not None)
+    yield FunctionCommand(_commit, (step.plan, tuple(checks or gate.DEFAULT_CHECKS), vps_names), {})
 
 
 # --------------------------------------------------------------------------------------------
@@ -174,12 +178,23 @@ def _save(
     desired,
     running: RouterConfig | None,
     saved: RouterConfig | None,
-    ping: TunnelPing | None,
+    pings: tuple[TunnelPing, ...],
     check_tunnel: bool,
 ) -> bool:
-    verify = (lambda: _ping_from_vps(state, ping)) if ping is not None else None
+    verify = (lambda: _ping_all(state, pings)) if pings else None
     result = driver_of(host).save(desired, running, saved, verify, check_tunnel=check_tunnel)
     return _report(host, result)
+
+
+def _ping_all(state: State, pings: tuple[TunnelPing, ...]) -> tuple[bool, str]:
+    """Every tunnel checked by traffic (the first VPS's, then the backup's): all must answer."""
+    seen = []
+    for ping in pings:
+        ok, text = _ping_from_vps(state, ping)
+        seen.append(text)
+        if not ok:
+            return False, "; ".join(seen)
+    return True, "; ".join(seen)
 
 
 def _ping_from_vps(state: State, ping: TunnelPing) -> tuple[bool, str]:
@@ -205,10 +220,17 @@ def _ping_from_vps(state: State, ping: TunnelPing) -> tuple[bool, str]:
     return False, f"{ping.describe()}: {outcome.summary()}{tries}"
 
 
+Prepared = tuple[decide.Step, RouterConfig, "RouterConfig | None", tuple[TunnelPing, ...]]
+
+
 def _prepare_save(
-    settings: RouterSettings | None, verify_from: Host | None, vps_tunnel_name: str | None
-) -> tuple[decide.Step, RouterConfig, RouterConfig | None, TunnelPing | None] | str | None:
-    """(the step, running, saved, the ping to make), or why not to save (str), or None when
+    settings: RouterSettings | None,
+    verify_from: Host | None,
+    vps_tunnel_name: str | None,
+    backup_from: Host | None = None,
+    backup_tunnel_name: str | None = None,
+) -> Prepared | str | None:
+    """(the step, running, saved, the pings to make), or why not to save (str), or None when
     there is nothing to do (``host.noop`` said so)."""
     running = host.get_fact(RunningConfig, _ignore_errors=True)
     if running is None:
@@ -231,18 +253,24 @@ def _prepare_save(
     if host.state.config.DIFF:
         for note in step.notes:
             host.log(note, logger.info)
-    ping = None
-    if settings is not None:
+    pings = []
+    sites = [(settings, verify_from, vps_tunnel_name, False)] if settings is not None else []
+    backup = settings.backup_site() if settings is not None else None
+    if backup is not None:
+        sites.append((backup, backup_from, backup_tunnel_name, True))
+    for site, vps, tunnel_name, is_backup in sites:
         ping, refusal, warning = decide.tunnel_ping(
-            settings, running, verify_from.name if verify_from else None, vps_tunnel_name
+            site, running, vps.name if vps else None, tunnel_name, backup=is_backup
         )
         if warning is not None:
             host.log(warning, logger.warning)
         if refusal is not None:
             return refusal
-        if ping is not None and host.state.config.DIFF:
-            host.log(f"Before saving: {ping.describe()}", logger.info)
-    return step, running, saved, ping
+        if ping is not None:
+            pings.append(ping)
+            if host.state.config.DIFF:
+                host.log(f"Before saving: {ping.describe()}", logger.info)
+    return step, running, saved, tuple(pings)
 
 
 @operation(is_idempotent=True)
@@ -250,6 +278,8 @@ def save(
     settings: RouterSettings | None = None,
     verify_from: Host | None = None,
     vps_tunnel_name: str | None = None,
+    backup_from: Host | None = None,
+    backup_tunnel_name: str | None = None,
 ) -> Generator[FunctionCommand, None, None]:
     """
     Write the running config to flash (``save``) when the saved config differs from it, then
@@ -268,6 +298,8 @@ def save(
       check off. Call it after the VPS's operations.
     + vps_tunnel_name: the name of the VPS's ip6tnl (the ping goes out of it only), from the
       VPS's settings.
+    + backup_from, backup_tunnel_name: the same for the backup VPS (``rtx_backup_tunnel``):
+      its tunnel is checked by traffic too, and both must answer before anything is saved.
 
     The saved config is ``show config N``, N the file the router booted from (``show
     environment``). If the router cannot show it, ``save`` runs only after :func:`tunnel`
@@ -293,7 +325,9 @@ def save(
     # From here on a change this run committed may be running unsaved: whatever goes wrong
     # before the save is sent, it is rolled back (by _refuse), never left behind.
     try:
-        prepared = _prepare_save(settings, verify_from, vps_tunnel_name)
+        prepared = _prepare_save(
+            settings, verify_from, vps_tunnel_name, backup_from, backup_tunnel_name
+        )
     except Exception as exc:  # noqa: BLE001
         yield from _yield_refusal(
             f"could not prepare the save ({gate.describe_error(exc)}): not saved"
@@ -304,9 +338,9 @@ def save(
         return
     if prepared is None:
         return
-    step, running, saved, ping = prepared
+    step, running, saved, pings = prepared
     # The router's own view of the tunnel is asked whenever this deploy's lines are saved.
     # Without a saved config to compare with, nothing is read back after the save.
     check_tunnel = step.desired is not None
     running_then = running if saved is not None else None
-    yield FunctionCommand(_save, (step.desired, running_then, saved, ping, check_tunnel), {})
+    yield FunctionCommand(_save, (step.desired, running_then, saved, pings, check_tunnel), {})

@@ -5,7 +5,9 @@ real pyinfra CLI against all three, as a user would run it.
 
 In file order: both sites deployed in one run; both pass traffic at once, each NATed to the
 VPS, neither reaching the other's home; a re-run changes nothing; the second site removed from
-the inventory takes only its own files and link away.
+the inventory takes only its own files and link away. Then one router with two VPSes: the
+first router gets a backup VPS (a namespace with a real ip6tnl) and its home's IPv4 goes from
+the first VPS to the backup, to PPPoE, and back.
 """
 
 from __future__ import annotations
@@ -22,7 +24,14 @@ from lab.e2e import (
     VPS_HOST,
     E2ELab,
 )
-from lab.homenet import ROUTER_FACTORY_CONFIG, VPS_UPLINK_IPV4, ssh
+from lab.homenet import (
+    BACKUP_VPS_IPV6,
+    BACKUP_VPS_UPLINK_IPV4,
+    PPPOE_ADDRESS,
+    ROUTER_FACTORY_CONFIG,
+    VPS_UPLINK_IPV4,
+    ssh,
+)
 
 pytestmark = pytest.mark.vm
 
@@ -131,3 +140,50 @@ def test_removing_a_site_takes_only_its_own_files_and_link(lab):
     assert_passes(lab.traffic(size=1 << 20))
     rules = lab.vps_sh("iptables -S")
     assert SECOND_TUNNEL_NAME not in rules and "192.0.2.128/26" not in rules
+
+
+def test_a_router_with_a_backup_vps_goes_to_it_then_to_pppoe_and_back(lab):
+    """One router, two VPSes: the lab's first VPS (the VM), then a second one (a namespace
+    with a real ip6tnl), then PPPoE; each step seen by the internet host as another address."""
+    lab.start_backup_vps()
+    preview = lab.deploy("--dry", "--diff")
+    assert preview.ok, preview
+    chain = (
+        "ip route default gateway tunnel 1 keepalive 1 gateway tunnel 2 keepalive 2 weight 0 "
+        "gateway pp 1 weight 0"
+    )
+    assert f"+ {chain}" in preview.output
+    assert "+ ip keepalive 2 icmp-echo 1 3 192.0.2.9" in preview.output
+    assert f"+  tunnel endpoint address {BACKUP_VPS_IPV6}" in preview.output
+
+    run = lab.deploy()
+    assert run.ok, run
+    assert run.changed(VPS_HOST) == []  # the first VPS has nothing to do with the second
+    assert chain in lab.sim.saved_config_text.splitlines()
+    # The backup VPS is set up by the lab, not the deploy: the run says its tunnel is saved
+    # without a check by traffic from it (the first VPS's check still ran).
+    assert "verified by traffic: ping 192.0.2.2 from lab-vps through tun-home" in run.output
+    assert (
+        "rtx_backup_tunnel.rtx_vps_managed_elsewhere: the backup VPS is not in this inventory: "
+        "saving without a check by traffic"
+    ) in run.output
+    router_links = ssh(lab.vm, "ip -n rtx -d -o link show type ip6tnl").stdout
+    assert f"remote {BACKUP_VPS_IPV6}" in router_links
+    assert router_links.count("encaplimit none") == 2
+
+    assert_passes(lab.traffic(size=1 << 20))  # on the first VPS
+    chained = lab.failover_chain()
+    assert chained.problems() == [], "\n".join(chained.problems())
+    assert chained.on_backup.transfer.source_seen == BACKUP_VPS_UPLINK_IPV4
+    assert chained.on_pppoe.transfer.source_seen == PPPOE_ADDRESS
+    assert chained.after.transfer.source_seen == VPS_UPLINK_IPV4
+    print(f"failover with a backup VPS: {chained.summary()}")
+    # Generous bounds (1 s x 3 probes in the lab); the figures are printed, not asserted on.
+    assert chained.to_backup_after < 20 and chained.to_pppoe_after < 20
+    assert chained.back_after < 20
+
+    saved = lab.sim.saved_config_text
+    again = lab.deploy()
+    assert again.ok, again
+    assert again.changed() == []
+    assert lab.sim.saved_config_text == saved

@@ -263,12 +263,8 @@ def test_desired_lines_options():
 
 def test_render_owned_layout():
     lines = render_owned(
-        1,
         ["ipv6 filter 9 pass * * 4", "ip route default gateway tunnel 1"],
-        [
-            "tunnel enable 1",
-            "tunnel encapsulation ipip",
-        ],
+        [(1, ["tunnel enable 1", "tunnel encapsulation ipip"])],
     )
     assert lines == [
         "ip route default gateway tunnel 1",

@@ -43,9 +43,9 @@ from ipip6.rtx.config import (
     OwnedSection,
     RouterConfig,
     compare,
+    desired_view,
     line_diff,
     owned_view,
-    render_owned,
     unowned_view,
 )
 from ipip6.rtx.session import SESSION_KEYS, CommandResult, SessionError
@@ -152,7 +152,7 @@ def owned_lines_as_desired(ctx: CheckContext) -> str | None:
     if not left:
         return None
     return "the owned lines read back differ from the desired ones: " + "; ".join(
-        line_diff(owned_view(ctx.running, ctx.plan.desired), _desired_view(ctx.plan.desired))
+        line_diff(owned_view(ctx.running, ctx.plan.desired), desired_view(ctx.plan.desired))
     )
 
 
@@ -166,10 +166,6 @@ def nothing_else_changed(ctx: CheckContext) -> str | None:
 
 
 DEFAULT_CHECKS: tuple[Check, ...] = (owned_lines_as_desired, nothing_else_changed)
-
-
-def _desired_view(desired: OwnedSection) -> list[str]:
-    return render_owned(desired.tunnel_number, desired.global_lines, desired.tunnel_lines)
 
 
 # --------------------------------------------------------------------------------------------

@@ -318,6 +318,24 @@ def is_owned_tunnel_key(key: str, tunnel_number: int) -> bool:
 
 
 @dataclass(frozen=True)
+class TunnelBlock:
+    """One ``tunnel select N`` block this deploy owns lines in, as it wants them."""
+
+    number: int
+    lines: tuple[str, ...]
+    takeover: bool = False
+    """The whole block is owned: lines the deploy does not write go."""
+
+    @property
+    def parent(self) -> str:
+        return f"tunnel select {self.number}"
+
+    def owns_key(self, key: str) -> bool:
+        """Whether a line with this key inside the block belongs to this deploy."""
+        return self.takeover or is_owned_tunnel_key(key, self.number)
+
+
+@dataclass(frozen=True)
 class OwnedSection:
     """The lines this deploy owns on one router, as it wants them."""
 
@@ -328,16 +346,20 @@ class OwnedSection:
     """The whole ``tunnel select N`` block is owned: lines the deploy does not write go."""
     retired_keys: tuple[str, ...] = ()
     """Top-level lines this deploy wrote earlier and no longer wants (removed if present)."""
-    keepalive_number: int | None = None
-    """The ``ip keepalive`` of the fallback (None: no fallback)."""
+    keepalive_numbers: tuple[int, ...] = ()
+    """The ``ip keepalive`` numbers of the fallback (empty: no fallback)."""
+    backup: TunnelBlock | None = None
+    """The tunnel to the backup VPS (``rtx_backup_tunnel``), if any."""
 
     @property
     def tunnel_parent(self) -> str:
         return f"tunnel select {self.tunnel_number}"
 
-    def owns_tunnel_key(self, key: str) -> bool:
-        """Whether a line with this key inside ``tunnel select N`` belongs to this deploy."""
-        return self.takeover or is_owned_tunnel_key(key, self.tunnel_number)
+    @property
+    def blocks(self) -> tuple[TunnelBlock, ...]:
+        """Every owned tunnel block: the first VPS's, then the backup's."""
+        first = TunnelBlock(self.tunnel_number, self.tunnel_lines, self.takeover)
+        return (first,) if self.backup is None else (first, self.backup)
 
     @property
     def global_keys(self) -> tuple[str, ...]:
@@ -349,43 +371,60 @@ class OwnedSection:
         return self.global_keys + tuple(k for k in self.retired_keys if k not in self.global_keys)
 
 
-def desired_lines(
-    settings: RouterSettings, tunnel_number: int, fallback: FallbackChoice | None = None
-) -> OwnedSection:
-    """The owned section for one router, from its validated settings, the tunnel number chosen
-    for it (:func:`ipip6.rtx.tunnel_slot.choose_tunnel`) and its fallback
-    (:func:`ipip6.rtx.fallback.choose_fallback`; None: a plain default route)."""
-    n = tunnel_number
+def _tunnel_block_lines(settings: RouterSettings, number: int) -> tuple[str, ...]:
     inner = []
     if settings.inner is not None:
         inner = [
             f"ip tunnel address {settings.inner.router}",
             f"ip tunnel remote address {settings.inner.vps.ip}",
         ]
-    tunnel = (
+    return (
         "tunnel encapsulation ipip",
         f"tunnel endpoint address {settings.vps_ipv6.compressed}",
         *inner,
         f"ip tunnel mtu {settings.tunnel_mtu}",
         "ip tunnel tcp mss limit auto",
-        f"tunnel enable {n}",
+        f"tunnel enable {number}",
     )
-    globals_: list[str] = []
-    if settings.rtx_ipv6_filter_number is not None:
-        globals_.append(
-            f"ipv6 filter {settings.rtx_ipv6_filter_number} pass "
-            f"{settings.vps_ipv6.compressed} {settings.router_ipv6.compressed} 4"
-        )
+
+
+def _ipv6_filter(settings: RouterSettings) -> list[str]:
+    if settings.rtx_ipv6_filter_number is None:
+        return []
+    return [
+        f"ipv6 filter {settings.rtx_ipv6_filter_number} pass "
+        f"{settings.vps_ipv6.compressed} {settings.router_ipv6.compressed} 4"
+    ]
+
+
+def desired_lines(
+    settings: RouterSettings,
+    tunnel_number: int,
+    fallback: FallbackChoice | None = None,
+    backup_number: int | None = None,
+) -> OwnedSection:
+    """The owned section for one router, from its validated settings, the tunnel number chosen
+    for it (:func:`ipip6.rtx.tunnel_slot.choose_tunnel`), its fallback
+    (:func:`ipip6.rtx.fallback.choose_fallback`; None: a plain default route) and the tunnel
+    number chosen for its backup VPS (None: no backup)."""
+    n = tunnel_number
+    tunnel = _tunnel_block_lines(settings, n)
+    backup_site = settings.backup_site() if backup_number is not None else None
+    backup = None
+    globals_ = _ipv6_filter(settings)
+    if backup_site is not None and backup_number is not None:
+        backup = TunnelBlock(backup_number, _tunnel_block_lines(backup_site, backup_number))
+        globals_ += _ipv6_filter(backup_site)
     chosen = fallback.fallback if fallback is not None else None
     if chosen is not None:
-        # Before the route that names it.
-        globals_.append(chosen.keepalive_line())
+        # Before the route that names them.
+        globals_ += chosen.keepalive_lines()
     if settings.rtx_default_route:
         route = chosen.route_line(n) if chosen else f"ip route default gateway tunnel {n}"
         globals_.append(route)
     retired = tuple(keepalive_key(n) for n in (fallback.retired if fallback else ()))
     # Second line of defence behind validation: no value may add a command line.
-    for line in (*tunnel, *globals_):
+    for line in (*tunnel, *(backup.lines if backup else ()), *globals_):
         safe_text.single_line(line, "router config line")
     return OwnedSection(
         tunnel_number=n,
@@ -393,7 +432,8 @@ def desired_lines(
         global_lines=tuple(globals_),
         takeover=settings.rtx_tunnel_takeover,
         retired_keys=retired,
-        keepalive_number=chosen.keepalive if chosen else None,
+        keepalive_numbers=chosen.keepalives if chosen else (),
+        backup=backup,
     )
 
 
@@ -409,36 +449,48 @@ def _tunnel_rank(key: str) -> int:
     return len(_TUNNEL_ORDER)
 
 
-def _running_owned(running: RouterConfig, desired: OwnedSection) -> tuple[list[str], list[str]]:
-    """(owned top-level lines, owned lines in the tunnel block) as they run now."""
+Blocks = list[tuple[int, "list[str] | None"]]
+
+
+def _running_owned(running: RouterConfig, desired: OwnedSection) -> tuple[list[str], Blocks]:
+    """(owned top-level lines, per owned tunnel block: its number and its owned lines as they
+    run now, None when the block is not there)."""
     globals_ = []
     for key in desired.owned_global_keys:
         line = running.get(key)
         if line is not None:
             globals_.append(line.text)
-    block = running.block(desired.tunnel_parent)
-    tunnel = []
-    if block is not None:
-        tunnel = [c.text for c in block.children if desired.owns_tunnel_key(line_key(c.text))]
-    return globals_, tunnel
+    blocks: Blocks = []
+    for wanted in desired.blocks:
+        block = running.block(wanted.parent)
+        lines = None
+        if block is not None:
+            lines = [c.text for c in block.children if wanted.owns_key(line_key(c.text))]
+        blocks.append((wanted.number, lines))
+    return globals_, blocks
 
 
 def render_owned(
-    tunnel_number: int,
-    global_lines: Sequence[str],
-    tunnel_lines: Sequence[str] | None,
+    global_lines: Sequence[str], blocks: Sequence[tuple[int, Sequence[str] | None]]
 ) -> list[str]:
-    """The owned section as ``show config`` would print it: the default route, the tunnel block
-    (``None`` = no block at all), then filters. IPv6 addresses are normalised so that equal
-    values diff as equal."""
+    """The owned section as ``show config`` would print it: the default route, the tunnel
+    blocks (lines ``None`` = no block at all), then filters and keepalives. IPv6 addresses are
+    normalised so that equal values diff as equal."""
     routes = [normalise_line(x) for x in global_lines if line_key(x) == "ip route default"]
     others = [normalise_line(x) for x in global_lines if line_key(x) != "ip route default"]
     out = routes
-    if tunnel_lines is not None:
-        out.append(f"tunnel select {tunnel_number}")
-        ordered = sorted(tunnel_lines, key=lambda line: _tunnel_rank(line_key(line)))
+    for number, lines in blocks:
+        if lines is None:
+            continue
+        out.append(f"tunnel select {number}")
+        ordered = sorted(lines, key=lambda line: _tunnel_rank(line_key(line)))
         out.extend(" " + normalise_line(line) for line in ordered)
     return out + others
+
+
+def desired_view(desired: OwnedSection) -> list[str]:
+    """The owned section as it is wanted, rendered like :func:`render_owned`."""
+    return render_owned(desired.global_lines, [(b.number, b.lines) for b in desired.blocks])
 
 
 # --------------------------------------------------------------------------------------------
@@ -478,6 +530,40 @@ def _no(key: str) -> str:
     return f"no {key}"
 
 
+def _block_delta(
+    running: RouterConfig, wanted: TunnelBlock
+) -> tuple[list[str], list[str], list[str]]:
+    """(commands, their undo, foreign lines) for one owned tunnel block, without the
+    ``tunnel select`` wrapping."""
+    n = wanted.number
+    block = running.block(wanted.parent)
+    run_tunnel = []
+    foreign: list[str] = []
+    if block is not None:
+        for c in block.children:
+            (run_tunnel if wanted.owns_key(line_key(c.text)) else foreign).append(c.text)
+    run_by_key = {line_key(text): text for text in run_tunnel}
+    want_by_key = {line_key(text): text for text in wanted.lines}
+    removals = [_no(key) for key in run_by_key if key not in want_by_key]
+    sets = [
+        text
+        for key, text in want_by_key.items()
+        if key not in run_by_key or normalise_line(run_by_key[key]) != normalise_line(text)
+    ]
+    undo: list[str] = []
+    # Undo in reverse: take the tunnel down before changing its endpoint back.
+    for key, text in reversed(list(want_by_key.items())):
+        if key in run_by_key:
+            if normalise_line(run_by_key[key]) != normalise_line(text):
+                undo.append(run_by_key[key])
+        elif key == f"tunnel enable {n}":
+            undo.append(f"tunnel disable {n}")
+        else:
+            undo.append(_no(key))
+    undo.extend(text for key, text in run_by_key.items() if key not in want_by_key)
+    return removals + sets, undo, foreign
+
+
 def compare(running: RouterConfig, desired: OwnedSection) -> ConfigDelta:
     """Compare the running config with the owned section.
 
@@ -486,11 +572,9 @@ def compare(running: RouterConfig, desired: OwnedSection) -> ConfigDelta:
     addresses are compared normalised. Tunnel commands are wrapped in ``tunnel select N`` …
     ``tunnel select none``; the default route comes last since it moves traffic onto the tunnel.
     """
-    n = desired.tunnel_number
-    run_globals, run_tunnel = _running_owned(running, desired)
-    block = running.block(desired.tunnel_parent)
+    run_globals, run_blocks = _running_owned(running, desired)
 
-    # Top level: filter first (so the tunnel's packets pass), default route last.
+    # Top level: filters and keepalives first (so the tunnel's packets pass), default route last.
     pre: list[tuple[str, str]] = []  # (command, its undo)
     post: list[tuple[str, str]] = []
     for line in desired.global_lines:
@@ -501,27 +585,16 @@ def compare(running: RouterConfig, desired: OwnedSection) -> ConfigDelta:
         undo = current.text if current is not None else _no(key)
         (post if key == "ip route default" else pre).append((line, undo))
 
-    # Tunnel block.
-    run_by_key = {line_key(text): text for text in run_tunnel}
-    want_by_key = {line_key(text): text for text in desired.tunnel_lines}
-    removals = [_no(key) for key in run_by_key if key not in want_by_key]
-    sets = [
-        text
-        for key, text in want_by_key.items()
-        if key not in run_by_key or normalise_line(run_by_key[key]) != normalise_line(text)
-    ]
-    tunnel_cmds = removals + sets
-    undo_tunnel: list[str] = []
-    # Undo in reverse: take the tunnel down before changing its endpoint back.
-    for key, text in reversed(list(want_by_key.items())):
-        if key in run_by_key:
-            if normalise_line(run_by_key[key]) != normalise_line(text):
-                undo_tunnel.append(run_by_key[key])
-        elif key == f"tunnel enable {n}":
-            undo_tunnel.append(f"tunnel disable {n}")
-        else:
-            undo_tunnel.append(_no(key))
-    undo_tunnel.extend(text for key, text in run_by_key.items() if key not in want_by_key)
+    tunnel_cmds: list[str] = []
+    undo_tunnels: list[list[str]] = []
+    foreign: list[str] = []
+    for wanted in desired.blocks:
+        cmds, undo, alien = _block_delta(running, wanted)
+        foreign += alien
+        if cmds:
+            tunnel_cmds += [wanted.parent, *cmds, "tunnel select none"]
+        if undo:
+            undo_tunnels.append([wanted.parent, *undo, "tunnel select none"])
 
     # Lines written earlier and no longer wanted go last (a route may still name them before).
     retire = [
@@ -530,9 +603,7 @@ def compare(running: RouterConfig, desired: OwnedSection) -> ConfigDelta:
         if key not in desired.global_keys and running.get(key) is not None
     ]
 
-    commands = [cmd for cmd, _ in pre]
-    if tunnel_cmds:
-        commands += [desired.tunnel_parent, *tunnel_cmds, "tunnel select none"]
+    commands = [cmd for cmd, _ in pre] + tunnel_cmds
     commands += [cmd for cmd, _ in post]
     commands += [cmd for cmd, _ in retire]
 
@@ -540,24 +611,17 @@ def compare(running: RouterConfig, desired: OwnedSection) -> ConfigDelta:
     # whatever it named is back).
     rollback = [undo for _, undo in retire]
     rollback += [undo for _, undo in post]
-    if undo_tunnel:
-        rollback += [desired.tunnel_parent, *undo_tunnel, "tunnel select none"]
-    rollback += [undo for _, undo in pre]
+    for undo in reversed(undo_tunnels):
+        rollback += undo
+    rollback += [undo for _, undo in reversed(pre)]
 
-    foreign = ()
-    if block is not None:
-        foreign = tuple(
-            c.text for c in block.children if not desired.owns_tunnel_key(line_key(c.text))
-        )
-
-    before = render_owned(n, run_globals, run_tunnel if block is not None else None)
-    after = render_owned(n, desired.global_lines, desired.tunnel_lines)
+    before = render_owned(run_globals, run_blocks)
     return ConfigDelta(
         commands=tuple(commands),
         rollback=tuple(rollback),
-        foreign_lines=foreign,
+        foreign_lines=tuple(foreign),
         current=tuple(before),
-        wanted=tuple(after),
+        wanted=tuple(desired_view(desired)),
     )
 
 
@@ -568,9 +632,8 @@ def compare(running: RouterConfig, desired: OwnedSection) -> ConfigDelta:
 def owned_view(config: RouterConfig, desired: OwnedSection) -> list[str]:
     """The lines of ``config`` that ``desired`` owns, rendered like :func:`render_owned` (so two
     configs' views compare equal when their owned lines are equal, IPv6 forms aside)."""
-    globals_, tunnel = _running_owned(config, desired)
-    block = config.block(desired.tunnel_parent)
-    return render_owned(desired.tunnel_number, globals_, tunnel if block is not None else None)
+    globals_, blocks = _running_owned(config, desired)
+    return render_owned(globals_, blocks)
 
 
 def unowned_view(
@@ -578,15 +641,16 @@ def unowned_view(
 ) -> list[str]:
     """Every line of ``config`` that ``desired`` does not own, in the router's order; top-level
     lines whose :func:`line_key` is in ``ignore`` (e.g. the session's console settings) are
-    left out too. The owned tunnel block appears only with its foreign children."""
+    left out too. The owned tunnel blocks appear only with their foreign children."""
     skip = set(desired.owned_global_keys) | set(ignore)
-    parent = _normalise_spaces(desired.tunnel_parent)
+    parents = {_normalise_spaces(b.parent): b for b in desired.blocks}
     out: list[str] = []
     for line in config.lines:
         if line_key(line.text) in skip:
             continue
-        if _normalise_spaces(line.text) == parent:
-            foreign = [c for c in line.children if not desired.owns_tunnel_key(line_key(c.text))]
+        owned = parents.get(_normalise_spaces(line.text))
+        if owned is not None:
+            foreign = [c for c in line.children if not owned.owns_key(line_key(c.text))]
             if foreign:
                 out.append(line.text)
                 out.extend(_render(foreign, 1, mark=EMBEDDED_MARK))

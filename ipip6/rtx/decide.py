@@ -70,12 +70,13 @@ def _unsaved_elsewhere(outside: list[str], config_file: int, what: str) -> str:
 
 
 def _owned_keys(settings: RouterSettings) -> tuple[str, ...]:
-    # The top-level lines owned do not depend on the tunnel number, only on the settings.
-    return desired_lines(settings, 1).global_keys
+    # The top-level lines owned do not depend on the tunnel numbers, only on the settings.
+    backup = 2 if settings.rtx_backup_tunnel is not None else None
+    return desired_lines(settings, 1, backup_number=backup).global_keys
 
 
 def owned_section(settings: RouterSettings, running: RouterConfig) -> OwnedSection:
-    """The owned lines on this router: the settings with the tunnel number and the fallback
+    """The owned lines on this router: the settings with the tunnel numbers and the fallback
     chosen from the running config. Raises :class:`~ipip6.rtx.tunnel_slot.TunnelRefused` or
     :class:`~ipip6.rtx.fallback.FallbackRefused`."""
     return _owned_section(settings, running)[0]
@@ -84,15 +85,35 @@ def owned_section(settings: RouterSettings, running: RouterConfig) -> OwnedSecti
 def _owned_section(
     settings: RouterSettings, running: RouterConfig
 ) -> tuple[OwnedSection, FallbackChoice]:
+    owned_keys = _owned_keys(settings)
+    backup = settings.backup_site()
+    named = backup.rtx_tunnel_number if backup is not None else None
     number = choose_tunnel(
         running,
         wanted=settings.rtx_tunnel_number,
         vps_ipv6=settings.vps_ipv6,
         takeover=settings.rtx_tunnel_takeover,
-        owned_keys=_owned_keys(settings),
+        owned_keys=owned_keys,
+        exclude=(named,) if named is not None else (),  # the backup's, named in the data
     )
-    fallback = choose_fallback(settings, running, number)
-    return desired_lines(settings, number, fallback), fallback
+    backup_number = None
+    if backup is not None:
+        backup_number = choose_tunnel(
+            running,
+            wanted=backup.rtx_tunnel_number,
+            vps_ipv6=backup.vps_ipv6,
+            owned_keys=owned_keys,
+            exclude=(number,),
+            key="rtx_backup_tunnel.rtx_tunnel_number",
+        )
+        if backup_number == number:
+            raise TunnelRefused(
+                f"rtx_backup_tunnel.rtx_tunnel_number {number}: the tunnel to "
+                f"{settings.vps_ipv6} is that number on this router; expected another. "
+                "Nothing was sent"
+            )
+    fallback = choose_fallback(settings, running, number, backup_number)
+    return desired_lines(settings, number, fallback, backup_number), fallback
 
 
 def _ipv4_in(token: str) -> ipaddress.IPv4Network | None:
@@ -104,22 +125,29 @@ def _ipv4_in(token: str) -> ipaddress.IPv4Network | None:
         return None
 
 
+def _links(settings: RouterSettings) -> str:
+    """The inner link networks of this router's tunnels, as a message names them."""
+    backup = settings.backup_site()
+    first = str(settings.tunnel_inner_network)
+    if backup is None:
+        return first
+    return f"{first} (rtx_backup_tunnel: {backup.tunnel_inner_network})"
+
+
 def inner_in_use(
     settings: RouterSettings, running: RouterConfig, desired: OwnedSection
 ) -> list[str]:
     """Lines of the router that this deploy does not own and that use an address of the
     tunnel's inner link: another tunnel's `ip tunnel address` (an AWS or Azure VPN takes
     169.254.x.x/30 links too), a LAN, a route, a filter. Two links in one network break both."""
-    if settings.inner is None:
-        return []
-    inner = settings.inner.network
+    links = [s.inner.network for s in (settings, settings.backup_site()) if s and s.inner]
     found = []
-    for line in unowned_view(running, desired):
+    for line in unowned_view(running, desired) if links else ():
         if line.startswith(EMBEDDED_MARK):
             continue
         for token in line.split():
             net = _ipv4_in(token)
-            if net is not None and net.overlaps(inner):
+            if net is not None and any(net.overlaps(inner) for inner in links):
                 found.append(redact_line(line.strip()))
                 break
     return found
@@ -146,7 +174,7 @@ def tunnel_step(
     if config_file is None:
         return _unknown_file("nothing was changed")
     if saved is not None:  # a keepalive an interrupted run removed, still in the saved config
-        stale = stale_keepalives(settings, saved, desired.tunnel_number, desired.keepalive_number)
+        stale = stale_keepalives(settings, saved, desired.tunnel_number, desired.keepalive_numbers)
         desired = with_retired(desired, stale)
     plan = gate.Plan.make(running, desired)
     notes = (fallback.note,) if fallback.note else ()
@@ -154,7 +182,7 @@ def tunnel_step(
     if clash:
         return Step(
             refusal=(
-                f"tunnel_inner_network {settings.inner.network}: the router already uses it: "
+                f"tunnel_inner_network {_links(settings)}: the router already uses it: "
                 f"{'; '.join(clash)}. Choose another (e.g. 169.254.101.0/30). Nothing was sent"
             )
         )
@@ -181,11 +209,19 @@ def tunnel_step(
             )
     if not plan.delta:
         return Step(
-            noop=f"tunnel {desired.tunnel_number} to {settings.vps_ipv6} is already configured",
+            noop=_configured(settings, desired),
             desired=desired,
             warnings=tuple(warnings),
         )
     return Step(desired=desired, plan=plan, warnings=tuple(warnings), notes=notes)
+
+
+def _configured(settings: RouterSettings, desired: OwnedSection) -> str:
+    text = f"tunnel {desired.tunnel_number} to {settings.vps_ipv6}"
+    backup = settings.backup_site()
+    if desired.backup is not None and backup is not None:
+        text += f" and tunnel {desired.backup.number} to {backup.vps_ipv6} (backup)"
+    return f"{text} {'are' if desired.backup else 'is'} already configured"
 
 
 def save_step(
@@ -207,7 +243,7 @@ def save_step(
     if desired is not None and saved is not None:
         # What the saved config holds of this deploy's and the running one no longer does
         # (a keepalive just removed) is this deploy's too: it goes with the save.
-        stale = stale_keepalives(settings, saved, desired.tunnel_number, desired.keepalive_number)
+        stale = stale_keepalives(settings, saved, desired.tunnel_number, desired.keepalive_numbers)
         desired = with_retired(desired, stale)
     if desired is None and pending is not None:
         desired = pending.plan.desired
@@ -249,15 +285,23 @@ def tunnel_ping(
     running: RouterConfig,
     vps_host: str | None,
     tunnel_name: str | None,
+    *,
+    backup: bool = False,
 ) -> tuple[TunnelPing | None, str | None, str | None]:
     """(the check by traffic to make before saving, why saving is refused, a warning). No
     check when the data turned it off, or when the VPS is managed elsewhere (with a warning
-    that says so); a refusal when there is nothing to ping and the data did not turn it off."""
+    that says so); a refusal when there is nothing to ping and the data did not turn it off.
+    ``backup``: ``settings`` is the router's backup site (:meth:`RouterSettings.backup_site`)."""
     if settings.rtx_verify_ping is False:
         return None, None, None
     if vps_host is None or tunnel_name is None:
+        key, vps = (
+            ("rtx_backup_tunnel.rtx_vps_managed_elsewhere", "the backup VPS")
+            if backup
+            else ("rtx_vps_managed_elsewhere", "the VPS")
+        )
         why = (
-            "rtx_vps_managed_elsewhere: the VPS is not in this inventory"
+            f"{key}: {vps} is not in this inventory"
             if settings.rtx_vps_managed_elsewhere
             else f"no VPS host with vps_ipv6 {settings.vps_ipv6} was given"
         )

@@ -121,12 +121,18 @@ class RTXDriver:
             return result
 
         def router_check() -> tuple[bool, str]:
-            status = self.tunnel_status(desired.tunnel_number)
-            if status.state == "unknown" and verify is not None:
-                # Words this driver does not know: not proof of anything, so the check by
-                # traffic that follows decides. Never the only check.
-                return True, f"{status.summary()}; the check by traffic decides"
-            return status.up, status.summary()
+            seen = []
+            for block in desired.blocks:  # the first VPS's tunnel, then the backup's
+                status = self.tunnel_status(block.number)
+                if status.state == "unknown" and verify is not None:
+                    # Words this driver does not know: not proof of anything, so the check by
+                    # traffic that follows decides. Never the only check.
+                    seen.append(f"{status.summary()}; the check by traffic decides")
+                    continue
+                seen.append(status.summary())
+                if not status.up:
+                    return False, "; ".join(seen)
+            return True, "; ".join(seen)
 
         return gate.save(
             self,

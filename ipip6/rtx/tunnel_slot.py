@@ -197,31 +197,36 @@ def choose_tunnel(
     vps_ipv6: ipaddress.IPv6Address,
     takeover: bool = False,
     owned_keys: tuple[str, ...] = (),
+    exclude: tuple[int, ...] = (),
+    key: str = "rtx_tunnel_number",
 ) -> int:
     """The tunnel number to own: ``wanted`` when it is free, ours, or ``takeover`` is set;
-    without ``wanted``, the lowest tunnel that is ours, else the lowest free one. Raises
-    :class:`TunnelRefused` naming what is in the way."""
+    without ``wanted``, the lowest tunnel that is ours, else the lowest free one, never one of
+    ``exclude`` (the router's other tunnel of this deploy). ``key``: the data key that names
+    it, for messages. Raises :class:`TunnelRefused` naming what is in the way."""
     limit = tunnel_limit(config.model)
     references = _references(config, owned_keys)
     if wanted is not None:
         if limit is not None and wanted > limit:
             raise TunnelRefused(
-                f"rtx_tunnel_number {wanted} is beyond this {config.model}'s {limit} tunnel "
+                f"{key} {wanted} is beyond this {config.model}'s {limit} tunnel "
                 f"interfaces (expected 1 to {limit}). Nothing was sent"
             )
         use = _use(config, wanted, vps_ipv6, references)
         if use.free or use.ours or takeover:
             return wanted
         raise TunnelRefused(
-            f"rtx_tunnel_number {wanted} is not free: {use.describe()}. Nothing was sent. "
+            f"{key} {wanted} is not free: {use.describe()}. Nothing was sent. "
             "Leave rtx_tunnel_number out to use the lowest free tunnel, choose a free one, or "
             "set rtx_tunnel_takeover: True to replace that tunnel (its lines above are removed)"
         )
     blocks = sorted(number for line in config.lines if (number := _select_number(line)) is not None)
     for number in blocks:
-        if (limit is None or number <= limit) and _use(config, number, vps_ipv6, references).ours:
+        if number in exclude or (limit is not None and number > limit):
+            continue
+        if _use(config, number, vps_ipv6, references).ours:
             return number
-    taken = set(blocks) | set(references)
+    taken = set(blocks) | set(references) | set(exclude)
     top = limit or _SEARCH_LIMIT
     free = next((number for number in range(1, top + 1) if number not in taken), None)
     if free is None:
