@@ -890,6 +890,9 @@ class RouterSettings(TunnelSite):
             return self
         if self.inner is not None and address == self.inner.router.ip:
             return self
+        backup = self.backup_inner_network
+        if backup is not None and address == InnerAddresses(backup).router.ip:
+            return self  # the router's address on its backup tunnel: it answers there too
         inside = [net for net in self.home_networks if address in net]
         if not inside:
             raise ValueError(
@@ -985,11 +988,12 @@ class SettingsError(ValueError):
 
 def describe(key: str, value: Any) -> str:
     """A value as an error message may show it: ``<hidden>`` unless ``key`` is known harmless
-    (and, for a mapping such as ``rtx_backup_tunnel``, unless every key inside is known: an
-    unknown one may hold a password)."""
+    (and, for ``rtx_backup_tunnel``, unless every key inside is known: an unknown one may hold
+    a password)."""
     if key not in harmless_keys():
         return "<hidden>"
-    if isinstance(value, Mapping) and any(k not in BackupTunnel.model_fields for k in value):
+    nested = key == "rtx_backup_tunnel" and isinstance(value, Mapping)
+    if nested and any(k not in BackupTunnel.model_fields for k in value):
         return "<hidden>"
     text = repr(value)
     return text if len(text) <= 80 else text[:77] + "..."

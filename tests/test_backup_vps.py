@@ -354,3 +354,48 @@ def test_an_unknown_key_inside_the_backup_hides_the_whole_value():
     # A known key's bad value helps, and is shown.
     text = refused({"vps_ipv6": BACKUP, "rtx_tunnel_number": "3"})
     assert "rtx_backup_tunnel.rtx_tunnel_number (value '3'): " in text
+
+
+def test_the_check_by_traffic_may_name_the_routers_address_on_either_tunnel():
+    assert str(router(rtx_verify_ping="169.254.100.6").rtx_verify_ping) == "169.254.100.6"
+    assert str(router(rtx_verify_ping="169.254.100.2").rtx_verify_ping) == "169.254.100.2"
+    # The nearest that must not pass: the backup VPS's own end of the link.
+    assert "outside home_networks" in refused(rtx_verify_ping="169.254.100.5")
+
+
+@pytest.mark.parametrize(
+    "printed",
+    [
+        # Each gateway's options in another order than the deploy sends them.
+        "ip route default gateway tunnel 1 keepalive 1 gateway tunnel 2 weight 0 keepalive 2 "
+        "gateway pp 1 weight 0",
+        # And with more spaces than one.
+        "ip route default  gateway tunnel 1 keepalive 1  gateway tunnel 2 weight 0 keepalive 2 "
+        "gateway pp 1  weight 0",
+    ],
+)
+def test_a_chain_printed_with_its_options_reordered_is_still_ours_and_no_change(printed):
+    running = config(_deployed(printed))
+    desired = owned_section(router(), running)
+    assert not compare(running, desired)
+    fb = choose_fallback(router(), running, 1, 2).fallback
+    assert (fb.gateway, fb.keepalive, fb.backup.keepalive) == ("pp 1", 1, 2)
+
+
+def test_route_options_are_compared_in_one_order_and_nothing_else_is_touched():
+    from ipip6.rtx.config import normalise_line
+
+    assert normalise_line("ip route default gateway pp 1 weight 0 keepalive 3") == (
+        "ip route default gateway pp 1 keepalive 3 weight 0"
+    )
+    # A filter's numbers stay with it; hide comes first; an address gateway is one word.
+    assert normalise_line(
+        "ip route 10.0.0.0/8 gateway 192.0.2.1 weight 2 filter 1 2 3 hide gateway pp 2"
+    ) == ("ip route 10.0.0.0/8 gateway 192.0.2.1 filter 1 2 3 hide weight 2 gateway pp 2")
+    # Options this reader does not know leave the line as printed (compared whole).
+    odd = "ip route default gateway tunnel 1 dpd 5 weight 0"
+    assert normalise_line(odd) == odd
+    # Weight 0 is meaning, not decoration: never dropped.
+    assert normalise_line("ip route default gateway pp 1 weight 0") != normalise_line(
+        "ip route default gateway pp 1"
+    )

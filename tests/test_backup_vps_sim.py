@@ -141,3 +141,19 @@ def test_a_backup_tunnel_number_someone_else_uses_is_refused_before_anything_is_
     assert not run.ok
     assert "rtx_backup_tunnel.rtx_tunnel_number 2 is not free" in run.output
     assert config_commands(sim) == []
+
+
+def test_a_router_printing_the_chains_options_in_another_order_is_not_a_change(sims, tmp_path):
+    sim = sims("busy.txt")
+    assert deploy(tmp_path, sim).ok
+    # The same router, booted from a config that prints the backup gateway's options the other
+    # way round (the manual fixes no order).
+    reordered = sim.saved_config_text.replace(
+        "gateway tunnel 3 keepalive 2 weight 0", "gateway tunnel 3 weight 0 keepalive 2"
+    )
+    assert reordered != sim.saved_config_text
+    again = sims(reordered)
+    run = deploy(tmp_path, again)
+    assert run.ok, run
+    assert run.changed("@rtx/home") == []
+    assert config_commands(again) == []

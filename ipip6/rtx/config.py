@@ -254,8 +254,51 @@ def line_key(line: str) -> str:
 
 def normalise_line(line: str) -> str:
     """Single spaces, IPv6 addresses/prefixes in their compressed lower-case form (the router
-    may print another form than we send), and one spelling for one setting."""
-    return _same_setting(" ".join(_normalise_token(t) for t in line.split()))
+    may print another form than we send), one spelling for one setting, and a route's gateway
+    options in one order."""
+    return _canonical_route(_same_setting(" ".join(_normalise_token(t) for t in line.split())))
+
+
+# A route's gateway options in the order the deploy writes them. The manual gives them in no
+# fixed order, and nothing says a firmware prints them as sent: `gateway tunnel 2 weight 0
+# keepalive 2` is the same gateway as `... keepalive 2 weight 0`.
+_ROUTE_OPTIONS = ("filter", "hide", "keepalive", "weight", "metric")
+_GATEWAY_WITH_NUMBER = ("pp", "tunnel", "dhcp", "ipsec")
+
+
+def _canonical_route(text: str) -> str:
+    words = text.split(" ")
+    if words[:2] not in (["ip", "route"], ["ipv6", "route"]) or words[3:4] != ["gateway"]:
+        return text
+    clauses: list[tuple[list[str], list[list[str]]]] = []
+    rest = words[3:]
+    i = 0
+    while i < len(rest):
+        word = rest[i]
+        if word == "gateway" and i + 1 < len(rest):
+            size = 2 if rest[i + 1] in _GATEWAY_WITH_NUMBER and i + 2 < len(rest) else 1
+            clauses.append((rest[i : i + 1 + size], []))
+            i += 1 + size
+        elif word == "hide":
+            clauses[-1][1].append([word])
+            i += 1
+        elif word in ("keepalive", "weight", "metric") and i + 1 < len(rest):
+            clauses[-1][1].append(rest[i : i + 2])
+            i += 2
+        elif word == "filter":
+            j = i + 1
+            while j < len(rest) and rest[j] not in (*_ROUTE_OPTIONS, "gateway"):
+                j += 1
+            clauses[-1][1].append(rest[i:j])
+            i = j
+        else:
+            return text  # an option this reader does not know: compared as printed
+    out = words[:3]
+    for gateway, options in clauses:
+        out += gateway
+        for option in sorted(options, key=lambda o: _ROUTE_OPTIONS.index(o[0])):
+            out += option
+    return " ".join(out)
 
 
 # Newer firmware writes the remote end of `tunnel endpoint address REMOTE` as its own command.

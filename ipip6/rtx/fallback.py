@@ -38,7 +38,7 @@ import ipaddress
 import re
 from dataclasses import dataclass
 
-from ipip6.rtx.config import RouterConfig
+from ipip6.rtx.config import RouterConfig, normalise_line
 from ipip6.settings import RouterSettings
 
 #: ``ip keepalive`` numbers the deploy chooses from (the RTX's documented range varies by model;
@@ -132,7 +132,7 @@ class FallbackChoice:
 
 def _default_route(running: RouterConfig) -> str | None:
     line = running.get("ip route default")
-    return " ".join(line.text.split()) if line is not None else None
+    return normalise_line(line.text) if line is not None else None
 
 
 def _our_route(config: RouterConfig, tunnel_number: int) -> tuple[str | None, re.Match | None]:
@@ -160,7 +160,7 @@ def _referenced(running: RouterConfig, skip: str | None) -> set[int]:
     """Keepalive numbers any route names (but the line ``skip``, the deploy's own)."""
     used = set()
     for line in running.lines:
-        text = " ".join(line.text.split())
+        text = normalise_line(line.text)
         if text == skip or not text.startswith(("ip route ", "ipv6 route ")):
             continue
         used.update(int(n) for n in _KEEPALIVE_USE.findall(text))
