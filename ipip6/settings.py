@@ -595,7 +595,7 @@ class BackupTunnel(_Settings):
         le=3000,
         description=(
             "The backup's `tunnel select N`. Left out: the tunnel to the backup VPS already "
-            "on the router, else the lowest free number after the first tunnel's."
+            "on the router, else the lowest free number other than the first tunnel's."
         ),
     )
     rtx_keepalive_number: StrictInt | None = Field(
