@@ -19,7 +19,7 @@ from __future__ import annotations
 import difflib
 import ipaddress
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
 from typing import Annotated, Any, Literal
@@ -335,6 +335,142 @@ Port = Annotated[StrictInt, Field(ge=1, le=65535)]
 Password = Annotated[SecretStr, PlainValidator(_printable_password)]
 
 
+def _known_keys_only(value: Mapping, known: Iterable[str]) -> Mapping:
+    """``value`` as it is, or ValueError for its first unknown key, with a "did you mean"
+    (else the keys expected): for the mappings inside the data."""
+    known = list(known)
+    for key in value:
+        if key not in known:
+            hint = difflib.get_close_matches(str(key), known, n=1)
+            expected = (
+                f"did you mean {hint[0]!r}?" if hint else ("expected one of " + ", ".join(known))
+            )
+            raise ValueError(f"unknown key {str(key)!r}: {expected}")
+    return value
+
+
+_PORT_RANGE = re.compile(r"([0-9]{1,5})-([0-9]{1,5})")
+
+
+def _public_ports(value: Any) -> tuple[int, int]:
+    """One port (an integer) or a range ``'8000-8010'``: returned as (first, last)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        if not 1 <= value <= 65535:
+            raise ValueError("expected a port 1-65535")
+        return (value, value)
+    if isinstance(value, str):
+        match = _PORT_RANGE.fullmatch(value)
+        if match:
+            first, last = int(match[1]), int(match[2])
+            if not (1 <= first < last <= 65535):
+                raise ValueError(
+                    "expected a range 'FIRST-LAST' with 1 <= FIRST < LAST <= 65535"
+                    + (f" (one port: write {first} as a number)" if first == last else "")
+                )
+            return (first, last)
+        if value.isdigit():
+            raise ValueError(f"expected a number, not the string {value!r} (write {value})")
+        if re.fullmatch(r"[0-9]+:[0-9]+", value):
+            raise ValueError(
+                f"expected a range written 'FIRST-LAST', e.g. {value.replace(':', '-')!r}"
+            )
+    raise ValueError("expected a port (a number 1-65535) or a range such as '8000-8010'")
+
+
+class PortForward(BaseModel):
+    """One published service: ``proto``/``port`` on the VPS's public IPv4 address, forwarded
+    through the tunnel to ``to`` (``to_port``) at home."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+    proto: Literal["tcp", "udp"] = Field(description="'tcp' or 'udp'.")
+    port: Annotated[tuple[int, int], PlainValidator(_public_ports)] = Field(
+        description="The public port on the VPS, or a range such as '8000-8010'."
+    )
+    to: IPv4Host = Field(description="The home host's IPv4 address, inside home_networks.")
+    to_port: Port | None = Field(
+        default=None,
+        description="The home host's port (default: the public one). A range keeps its ports.",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _a_mapping_of_known_keys(cls, value: Any) -> Any:
+        if not isinstance(value, Mapping):
+            raise ValueError(
+                "expected a mapping such as {'proto': 'tcp', 'port': 443, 'to': '192.168.100.10'}"
+            )
+        return _known_keys_only(value, cls.model_fields)
+
+    @model_validator(mode="after")
+    def _range_keeps_ports(self) -> PortForward:
+        first, last = self.port
+        if first != last and self.to_port not in (None, first):
+            raise ValueError(
+                f"port {self.ports_text!r} is a range: it is forwarded to the same ports "
+                f"(to_port left out), not to {self.to_port}"
+            )
+        return self
+
+    @property
+    def ports_text(self) -> str:
+        first, last = self.port
+        return str(first) if first == last else f"{first}-{last}"
+
+    @property
+    def target_port(self) -> int | None:
+        """The home port when it differs from the public one (DNAT keeps it otherwise)."""
+        return None if self.to_port in (None, self.port[0]) else self.to_port
+
+    def overlaps(self, other: PortForward) -> bool:
+        return self.proto == other.proto and not (
+            self.port[1] < other.port[0] or other.port[1] < self.port[0]
+        )
+
+    def covers(self, proto: str, port: int) -> bool:
+        return self.proto == proto and self.port[0] <= port <= self.port[1]
+
+
+# An extra rule of the user's: an iptables-restore line appending to one of the deploy's chains.
+_EXTRA_RULE = re.compile(r"(-[46] )?-A (IPIP6-(INPUT|FORWARD|PREROUTING|POSTROUTING)) \S.*")
+#: The chains a rule of ``firewall_extra_rules`` may append to, by table.
+EXTRA_RULE_CHAINS = {
+    "IPIP6-INPUT": "filter",
+    "IPIP6-FORWARD": "filter",
+    "IPIP6-PREROUTING": "nat",
+    "IPIP6-POSTROUTING": "nat",
+}
+
+
+def _extra_rule(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError(
+            "expected an iptables rule line as a string, e.g. "
+            "'-A IPIP6-INPUT -p udp --dport 51820 -j ACCEPT'"
+        )
+    for ch in value:
+        if not ch.isprintable():
+            raise ValueError(
+                f"contains {ch!r}: expected one rule on one line (one list item per rule)"
+            )
+    if value != value.strip() or "  " in value:
+        raise ValueError("expected single spaces between words, none around the rule")
+    match = _EXTRA_RULE.fullmatch(value)
+    if not match:
+        raise ValueError(
+            "expected a rule that appends to one of the deploy's chains: '-A CHAIN ...' with "
+            "CHAIN one of "
+            + ", ".join(EXTRA_RULE_CHAINS)
+            + " ('-4 ' or '-6 ' first for one address family only)"
+        )
+    if match[1] == "-6 " and EXTRA_RULE_CHAINS[match[2]] == "nat":
+        raise ValueError(f"{match[2]} is an IPv4 chain (the nat table): drop the '-6'")
+    return value
+
+
+ExtraRule = Annotated[str, PlainValidator(_extra_rule)]
+
+
 # --------------------------------------------------------------------------------------------
 # Models
 
@@ -477,6 +613,21 @@ class VpsSettings(TunnelSite):
     firewall_allow_tcp: Annotated[list[Port], _list_of("TCP ports")] = Field(
         default_factory=list, description="More TCP ports to open on the VPS, e.g. [80, 443]."
     )
+    port_forwards: Annotated[list[PortForward], _list_of("port forwards")] = Field(
+        default_factory=list,
+        description=(
+            "Services at home published on the VPS's IPv4 address, e.g. [{'proto': 'tcp', "
+            "'port': 443, 'to': '192.168.100.10'}]: DNAT on the uplink into the tunnel of the "
+            "home network holding 'to' (and hairpin for the home's own hosts)."
+        ),
+    )
+    firewall_extra_rules: Annotated[list[ExtraRule], _list_of("rule lines")] = Field(
+        default_factory=list,
+        description=(
+            "Your own iptables rules inside the deploy's chains, e.g. ['-A IPIP6-INPUT -p udp "
+            "--dport 51820 -j ACCEPT']: IPv4 and IPv6 ('-4 '/'-6 ' first: one only)."
+        ),
+    )
     conntrack_max: StrictInt = Field(
         default=65536, ge=1024, le=16_777_216, description="net.netfilter.nf_conntrack_max."
     )
@@ -498,7 +649,10 @@ class VpsSettings(TunnelSite):
     )
     replace_ufw: StrictBool = Field(
         default=False,
-        description="Let the deploy remove ufw (iptables-persistent conflicts with it).",
+        description=(
+            "Disable an active ufw before the deploy's rules are loaded. Left false, ufw's "
+            "chains and the deploy's coexist."
+        ),
     )
 
     @model_validator(mode="after")
@@ -508,6 +662,37 @@ class VpsSettings(TunnelSite):
                 f"tunnel_name and uplink_interface (both {self.tunnel_name!r}) "
                 "are the same interface"
             )
+        return self
+
+    @field_validator("port_forwards")
+    @classmethod
+    def _forwards_apart(cls, value: list[PortForward]) -> list[PortForward]:
+        for i, one in enumerate(value):
+            for other in value[i + 1 :]:
+                if one.overlaps(other):
+                    raise ValueError(
+                        f"{one.proto} port {one.ports_text} (to {one.to}) and "
+                        f"{other.proto} port {other.ports_text} (to {other.to}) overlap: "
+                        "expected each public port forwarded once"
+                    )
+        return value
+
+    @model_validator(mode="after")
+    def _forwards_leave_the_vps_its_ports(self) -> VpsSettings:
+        for forward in self.port_forwards:
+            if forward.covers("tcp", self.ssh_port_allowed):
+                raise ValueError(
+                    f"port_forwards: tcp port {forward.ports_text} (to {forward.to}) holds "
+                    f"ssh_port_allowed {self.ssh_port_allowed}: the VPS's own SSH would go "
+                    "home; expected another public port"
+                )
+            for port in self.firewall_allow_tcp:
+                if forward.covers("tcp", port):
+                    raise ValueError(
+                        f"port_forwards: tcp port {forward.ports_text} (to {forward.to}) holds "
+                        f"the port {port} of firewall_allow_tcp, a service of the VPS itself: "
+                        "expected one or the other"
+                    )
         return self
 
     @property
@@ -538,6 +723,36 @@ class VpsSettings(TunnelSite):
     def open_tcp_ports(self) -> frozenset[int]:
         """Every TCP port the firewall opens in INPUT."""
         return frozenset({self.ssh_port_allowed, *self.firewall_allow_tcp})
+
+
+def home_tunnel_of(
+    address: ipaddress.IPv4Address, tunnels: Iterable[VpsSettings]
+) -> VpsSettings | None:
+    """The tunnel (of one VPS's) whose home networks hold ``address``."""
+    for tunnel in tunnels:
+        if any(address in net for net in tunnel.home_networks):
+            return tunnel
+    return None
+
+
+def port_forward_problems(tunnels: Sequence[VpsSettings]) -> list[str]:
+    """Port forwards whose home host is in no home network of the VPS's tunnels (the VPS's
+    own keys, hence its forwards, are the same in each), or is a network's own address."""
+    problems = []
+    for forward in tunnels[0].port_forwards if tunnels else ():
+        what = f"port_forwards: {forward.proto} port {forward.ports_text} to {forward.to}"
+        tunnel = home_tunnel_of(forward.to, tunnels)
+        if tunnel is None:
+            homes = ", ".join(str(n) for t in tunnels for n in t.home_networks)
+            problems.append(
+                f"{what}: not inside the home networks of this VPS's tunnels ({homes}); "
+                "expected a host at home"
+            )
+            continue
+        net = next(n for n in tunnel.home_networks if forward.to in n)
+        if net.prefixlen < 31 and forward.to in (net.network_address, net.broadcast_address):
+            problems.append(f"{what}: the network or broadcast address of {net}; expected a host")
+    return problems
 
 
 def _verify_ping(value: Any) -> Literal["auto", False] | ipaddress.IPv4Address:
@@ -633,16 +848,7 @@ class BackupTunnel(_Settings):
                 "expected a mapping such as {'vps_ipv6': '2001:db8:4::1'} (the backup VPS's "
                 "address and, optionally, its tunnel's own keys)"
             )
-        for key in value:
-            if key not in cls.model_fields:
-                hint = difflib.get_close_matches(str(key), cls.model_fields, n=1)
-                expected = (
-                    f"did you mean {hint[0]!r}?"
-                    if hint
-                    else ("expected one of " + ", ".join(cls.model_fields))
-                )
-                raise ValueError(f"unknown key {str(key)!r}: {expected}")
-        return value
+        return _known_keys_only(value, cls.model_fields)
 
 
 class RouterSettings(TunnelSite):
@@ -1027,10 +1233,12 @@ def _key_problems(end: End, data: Mapping[str, Any], shared: frozenset[str]) -> 
 
 
 def _description(model: type[_Settings], loc: tuple[Any, ...]) -> str | None:
-    """The description of the field at ``loc``: the backup tunnel's own field for one of its
-    keys."""
+    """The description of the field at ``loc``: the backup tunnel's or a port forward's own
+    field for one of their keys."""
     if len(loc) > 1 and loc[0] == "rtx_backup_tunnel" and loc[1] in BackupTunnel.model_fields:
         return BackupTunnel.model_fields[str(loc[1])].description
+    if len(loc) > 2 and loc[0] == "port_forwards" and loc[2] in PortForward.model_fields:
+        return PortForward.model_fields[str(loc[2])].description
     return model.model_fields[str(loc[0])].description
 
 

@@ -37,6 +37,7 @@ from ipip6.settings import (
     describe,
     load_router_settings,
     load_vps_settings,
+    port_forward_problems,
 )
 
 # Keys any data of this deploy has: an inventory with none of them on any host (and no @rtx
@@ -164,6 +165,12 @@ class TunnelInventory:
             elif isinstance(settings, RouterSettings):
                 model.routers[host.name] = settings
             else:
+                carried = list(model.sites.get(host.name, {}).values()) or [settings]
+                forwards = port_forward_problems(carried)
+                if forwards:
+                    problems.append(str(SettingsError(host.name, forwards)))
+                    whole = False
+                    continue
                 model.vps[host.name] = settings
         if whole and complete:
             tunnels, pairing = _pair(model.vps, model.routers, model.sites)

@@ -255,6 +255,8 @@ class E2ELab:
         #: The first router's backup VPS, once :meth:`start_backup_vps` ran (and while in the
         #: router's data).
         self.with_backup = False
+        #: More VPS data for the next runs (e.g. port_forwards), on top of the lab's.
+        self.vps_data: dict = {}
 
     # --- the router ---------------------------------------------------------------------------
     def _simulator(self, config: str, state: str, net: HomeNet):
@@ -332,6 +334,7 @@ class E2ELab:
     # --- the deploy -----------------------------------------------------------------------------
     def inventory(self, **vps_data) -> Path:
         vps = {**self.vm.pyinfra_host_data(), **SHARED_DATA, "uplink_interface": VPS_UPLINK}
+        vps.update(self.vps_data)
         vps.update(vps_data)
         router = {
             "ssh_hostname": "127.0.0.1",
@@ -514,6 +517,9 @@ rm -f /etc/systemd/network/60-ipip6-* /etc/systemd/network/*.network.d/60-ipip6-
 rmdir --ignore-fail-on-non-empty /etc/systemd/network/*.network.d 2>/dev/null
 rm -f /etc/sysctl.d/60-ipip6.conf /etc/modules-load.d/ipip6.conf
 rm -f /etc/iptables/rules.v4 /etc/iptables/rules.v6 /etc/iptables/*.ipip6-new
+systemctl disable --quiet ipip6-firewall.service 2>/dev/null
+rm -rf /etc/ipip6 /etc/systemd/system/ipip6-firewall.service*
+systemctl daemon-reload
 rm -rf /run/ipip6-guard
 for link in $(ip -o link show type ip6tnl | awk -F': ' '{print $2}' | cut -d@ -f1); do
   [ "$link" = ip6tnl0 ] || ip link del dev "$link"

@@ -61,7 +61,25 @@ PACKAGES = [
     "iperf3",
     "ethtool",
     "passwd",
+    # Neighbours the VPS firewall must coexist with (disabled at boot: the tests that need them
+    # start them). busybox-static makes the one container image the lab can have offline.
+    "docker.io",
+    "fail2ban",
+    "python3-systemd",
+    "busybox-static",
 ]
+
+# fail2ban as a VPS would run it: the sshd jail, read from the journal (no rsyslog here), bans
+# as iptables rules in chains of its own.
+FAIL2BAN_JAIL = """\
+[DEFAULT]
+banaction = iptables-multiport
+banaction_allports = iptables-allports
+
+[sshd]
+enabled = true
+backend = systemd
+"""
 
 # Answers for every debconf question the packages above would ask.
 DEBCONF_SELECTIONS = """\
@@ -406,6 +424,10 @@ def _customize(rootfs: Path, pubkey: str) -> None:
             link.unlink()
         link.symlink_to("/dev/null")
     chroot("systemctl", "enable", "systemd-networkd.service")
+    # Docker and fail2ban only where a test starts them: they would slow every boot under TCG.
+    for unit in ("docker.service", "docker.socket", "containerd.service", "fail2ban.service"):
+        chroot("systemctl", "disable", "--quiet", unit)
+    _write(rootfs / "etc/fail2ban/jail.d/50-lab.conf", FAIL2BAN_JAIL)
     if (rootfs / "lib/systemd/system/systemd-resolved.service").exists() or (
         rootfs / "usr/lib/systemd/system/systemd-resolved.service"
     ).exists():

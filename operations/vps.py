@@ -37,22 +37,18 @@ from ipip6.vps.guard import (
     Guard,
     firewall_restore_script,
     firewall_snapshot,
+    legacy_rules_removal,
     new_token,
     tunnel_restore_script,
     tunnel_snapshot,
 )
 from operations.diff import show_diff
 
-#: What the VPS needs installed. netfilter-persistent comes with iptables-persistent.
-# iputils-ping: the router's check by traffic before it saves pings home from here.
-REQUIRED_PACKAGES = ("iptables", "iptables-persistent", "kmod", "iproute2", "iputils-ping")
-
-# iptables-persistent asks on install whether to save the current rules: answer "no" up front,
-# the deploy writes the files itself.
-_PRESEED = [
-    f"iptables-persistent iptables-persistent/autosave_{family} boolean false"
-    for family in ("v4", "v6")
-]
+#: What the VPS needs installed. iputils-ping: the router's check by traffic before it saves
+#: pings home from here. No iptables-persistent: ipip6-firewall.service loads the deploy's
+#: chains (an installed one stays, and keeps loading its own files for the user).
+REQUIRED_PACKAGES = ("iptables", "kmod", "iproute2", "iputils-ping")
+UNIT = shlex.quote(render.FIREWALL_UNIT)
 
 _RETRY_PAUSE = 2.0
 
@@ -203,8 +199,8 @@ def packages(settings: VpsSettings):
     + settings: the host's validated :class:`~ipip6.settings.VpsSettings`
 
     ``apt-get update`` runs only when a package is missing, so a host with everything in place
-    (or with no route to a mirror) needs no network. iptables-persistent conflicts with ufw: an
-    active ufw stops the deploy unless ``replace_ufw`` is set.
+    (or with no route to a mirror) needs no network. An active ufw is disabled when
+    ``replace_ufw`` is set; otherwise its chains and the deploy's coexist.
 
     **Example:**
 
@@ -214,22 +210,14 @@ def packages(settings: VpsSettings):
     """
     state = host.get_fact(DebPackagesAndUfw, packages=list(REQUIRED_PACKAGES))
     missing = [name for name in REQUIRED_PACKAGES if not state["installed"].get(name)]
-    if not missing:
+    disable_ufw = state["ufw_active"] and settings.replace_ufw
+    if not missing and not disable_ufw:
         host.noop("packages " + ", ".join(REQUIRED_PACKAGES) + " are installed")
         return
-
-    if state["ufw_active"] and "iptables-persistent" in missing:
-        if not settings.replace_ufw:
-            raise OperationError(
-                f"{host.name}: ufw is active, and installing iptables-persistent would remove it "
-                "(the packages conflict). Move your ufw rules into firewall_allow_tcp and set "
-                "replace_ufw: true to let this deploy replace ufw, or disable ufw yourself."
-            )
+    if disable_ufw:
         yield "ufw --force disable"
-
-    answers = " ".join(shlex.quote(line) for line in _PRESEED)
-    yield StringCommand(f"printf '%s\\n' {answers} | debconf-set-selections")
-    yield from apt.packages._inner(packages=missing, update=True)
+    if missing:
+        yield from apt.packages._inner(packages=missing, update=True)
 
 
 @operation()
@@ -369,55 +357,90 @@ def sysctls(settings: VpsSettings, tunnels: Sequence[VpsSettings] = ()):
 @operation()
 def firewall(settings: VpsSettings, tunnels: Sequence[VpsSettings] = ()):
     """
-    Write ``/etc/iptables/rules.v4`` and ``rules.v6`` and load them, only when they changed.
+    Place the deploy's own firewall chains and load them, only when something changed.
 
     + settings: the host's validated :class:`~ipip6.settings.VpsSettings`
     + tunnels: every tunnel the VPS carries, one per router (default: the one of ``settings``)
 
-    The new rules are uploaded beside the live files and checked with ``iptables-restore
-    --test`` first: a ruleset the kernel rejects changes nothing, neither the files nor the
-    loaded rules. netfilter-persistent loads the files at boot.
+    The rules live in ``IPIP6-*`` chains of their own (``/etc/ipip6/firewall.v4`` and
+    ``.v6``, loaded with ``iptables-restore --noflush`` by ``ipip6-firewall.service`` at boot,
+    before the network), each reached by one jump at the end of its base chain: Docker's,
+    fail2ban's, ufw's and the user's chains are never flushed or reordered. The new files are
+    uploaded beside the live ones and checked with ``iptables-restore --test`` first: a
+    ruleset the kernel rejects changes nothing. The change is loaded, proven by a new SSH
+    connection and only then persisted; unproven, the deploy's part (only) is rolled back.
+    The whole-ruleset ``/etc/iptables/rules.v4``/``.v6`` of earlier releases (recognised by
+    their header) are replaced the same way: their rules are deleted one by one, the files
+    removed once the new chains are proven.
 
     **Example:**
 
     .. code:: python
 
-        vps.firewall(settings=settings)
+        vps.firewall(settings=settings, tunnels=tunnels)
     """
-    rulesets = {
-        render.RULES_V4: ("iptables-restore", render.render_rules_v4(settings, tunnels)),
-        render.RULES_V6: ("ip6tables-restore", render.render_rules_v6(settings, tunnels)),
-    }
+    files = render.render_firewall(settings, tunnels)
     guard = Guard("firewall", settings.rollback_after_seconds)
-    found = host.get_fact(ManagedFiles, paths=list(rulesets), timers=[guard.unit])
-    desired = {p: c for p, (_, c) in rulesets.items()}
+    legacy_files = (render.LEGACY_RULES_V4, render.LEGACY_RULES_V6)
+    found = host.get_fact(
+        ManagedFiles, paths=list(files), timers=[guard.unit], headed=list(legacy_files)
+    )
     # An armed timer: an earlier run died unconfirmed; the live rules are not the files'.
     pending = guard.unit in found["pending"]
-    changed = list(desired) if pending else _changed(desired, found["sums"])
-    if not changed:
-        host.noop("iptables rules are up to date")
+    changed = list(files) if pending else _changed(files, found["sums"])
+    legacy = [path for path in legacy_files if path in found["headed"]]
+    if not changed and not legacy:
+        host.noop("firewall chains are up to date")
         return
     for path in changed:
-        _show_diff(path, desired[path])
+        _show_diff(path, files[path])
+    for path in legacy:
+        host.log(
+            f"Will replace {path} (an earlier release's whole ruleset) by the IPIP6-* chains",
+            logger.info,
+        )
+    if changed == [render.FIREWALL_UNIT_FILE] and not legacy:
+        # Only the unit changed: nothing to load, nothing that could cut the VPS off.
+        yield from _upload(files[render.FIREWALL_UNIT_FILE], render.FIREWALL_UNIT_FILE)
+        yield StringCommand(f"systemctl daemon-reload && systemctl enable --quiet {UNIT}")
+        return
 
-    candidates = {path: f"{path}.ipip6-new" for path in changed}
-    checks = " && ".join(
-        f"{rulesets[p][0]} --test < {shlex.quote(c)}" for p, c in candidates.items()
+    # Every file is loaded from its candidate, so a changed loader is proven too.
+    candidates = {path: f"{path}.ipip6-new" for path in files}
+    v4, v6, loader = (
+        candidates[p] for p in (render.FIREWALL_V4, render.FIREWALL_V6, render.FIREWALL_LOADER)
     )
     cleanup = " ".join(shlex.quote(c) for c in candidates.values())
-    arm: list = [StringCommand(guard.recover_pending()), StringCommand("mkdir -p /etc/iptables")]
+    restore_commands = {render.LEGACY_RULES_V4: "iptables", render.LEGACY_RULES_V6: "ip6tables"}
+    arm: list = [
+        StringCommand(guard.recover_pending()),
+        StringCommand("mkdir -p", shlex.quote(render.FIREWALL_DIR)),
+    ]
     for path, candidate in candidates.items():
-        arm.extend(_upload(desired[path], candidate, mode="640"))
+        arm.extend(_upload(files[path], candidate, mode="640"))
     arm += [
         # A ruleset the kernel rejects changes nothing: not the files, not the live rules.
         StringCommand(
-            f"{{ {checks}; }} || {{ echo 'the kernel rejected the new rules; nothing was "
-            f"changed' >&2; rm -f {cleanup}; exit 1; }}"
+            f"{{ iptables-restore -w --test --noflush < {shlex.quote(v4)} && "
+            f"ip6tables-restore -w --test --noflush < {shlex.quote(v6)}; }} || "
+            f"{{ echo 'the kernel rejected the new rules; nothing was changed' >&2; "
+            f"rm -f {cleanup}; exit 1; }}"
         ),
         StringCommand(firewall_snapshot()),
-        *_upload(firewall_restore_script(candidates.values()), guard.script, mode="700"),
+        *_upload(
+            firewall_restore_script(
+                candidates.values(), [(f"{restore_commands[p]}-restore", p) for p in legacy]
+            ),
+            guard.script,
+            mode="700",
+        ),
     ]
-    apply = [StringCommand(f"{rulesets[p][0]} < {shlex.quote(c)}") for p, c in candidates.items()]
+    apply = [StringCommand("sh", shlex.quote(loader), shlex.quote(v4), shlex.quote(v6))]
+    apply += [StringCommand(legacy_rules_removal(restore_commands[p], p)) for p in legacy]
     # Persisted only once a new connection got through: a reboot never loads unproven rules.
     persist = [f"mv -f {shlex.quote(c)} {shlex.quote(p)}" for p, c in candidates.items()]
+    persist.append("chmod 644 " + " ".join(shlex.quote(p) for p in candidates))
+    if legacy:
+        persist.append("rm -f " + " ".join(shlex.quote(p) for p in legacy))
+    persist.append(f"systemctl daemon-reload && systemctl enable --quiet {UNIT}")
     yield from _guarded(guard, arm, apply, then=persist)

@@ -56,7 +56,7 @@ def drop_counts(lab) -> dict[tuple[str, str], int]:
     """Packets the VPS's rules dropped between two sites, per (in, out) tunnel."""
     counts = {}
     for line in lab.vps_sh("iptables-save -c -t filter").splitlines():
-        m = re.match(r"\[(\d+):\d+\] -A FORWARD -i (\S+) -o (\S+) -j DROP$", line)
+        m = re.match(r"\[(\d+):\d+\] -A IPIP6-FORWARD -i (\S+) -o (\S+) -j DROP$", line)
         if m:
             counts[(m[2], m[3])] = int(m[1])
     assert len(counts) == 2, counts

@@ -22,9 +22,16 @@ from lab.e2e import (
     TUNNEL_NAME,
     UNBLOCK_TUNNEL,
     VPS_HOST,
+    VPS_INNER,
     E2ELab,
 )
-from lab.homenet import PPPOE_ADDRESS, ROUTER_FACTORY_CONFIG, VPS_UPLINK
+from lab.homenet import (
+    INTERNET_HOST,
+    PPPOE_ADDRESS,
+    ROUTER_FACTORY_CONFIG,
+    VPS_UPLINK,
+    VPS_UPLINK_IPV4,
+)
 
 pytestmark = pytest.mark.vm
 
@@ -165,6 +172,43 @@ def test_second_run_changes_nothing_on_either_end(lab):
     assert lab.router_config_commands(mark) == []  # reads only: no config command, no save
     assert lab.sim.saved_config_text == saved
     assert lab.vps_snapshot() == before  # same files, rules, and the very same link
+
+
+def test_a_port_forward_is_answered_by_home_from_the_internet_and_from_home(lab):
+    """A home service published on the VPS's address: the internet host reaches it (and is
+    seen with its own address); a home host reaches it by the public address too (hairpin:
+    the answer comes back through the VPS)."""
+    home = lab.net.home_host
+    lab.vps_sh(
+        "ip netns exec home nohup socat TCP-LISTEN:8000,fork,reuseaddr "
+        "SYSTEM:'echo answered-by-home from $SOCAT_PEERADDR' >/dev/null 2>&1 &"
+    )
+    lab.vps_data = {"port_forwards": [{"proto": "tcp", "port": 8443, "to": home, "to_port": 8000}]}
+    try:
+        run = lab.deploy()
+        assert run.ok, run
+        assert run.changed(VPS_HOST) == ["VPS: iptables rules"]
+        assert run.changed(ROUTER_HOST) == []
+
+        def ask(ns: str) -> str:
+            return lab.vps_sh(
+                f"ip netns exec {ns} socat -T 5 - TCP:{VPS_UPLINK_IPV4}:8443,connect-timeout=5 "
+                "</dev/null 2>&1 || true"
+            ).strip()
+
+        assert ask("inet") == f"answered-by-home from {INTERNET_HOST}"
+        assert ask("home") == f"answered-by-home from {VPS_INNER}"  # hairpin
+        # Only that port: another one on the VPS's address goes nowhere near home.
+        assert "answered-by-home" not in lab.vps_sh(
+            f"ip netns exec inet socat -T 2 - TCP:{VPS_UPLINK_IPV4}:8000,connect-timeout=2 "
+            "</dev/null 2>&1 || true"
+        )
+    finally:
+        lab.vps_data = {}
+        lab.vps_sh("pkill -f 'TCP-LISTEN:8000' || true")
+    run = lab.deploy()
+    assert run.ok, run
+    assert "DNAT" not in lab.vps_sh("iptables -t nat -S IPIP6-PREROUTING")
 
 
 def test_trap_reproduced_then_defeated_by_the_deploy(lab):

@@ -35,8 +35,8 @@ def vps_files(settings: VpsSettings) -> dict[str, str]:
     files[render.uplink_dropin_path(dropin)] = render.render_uplink_dropin(dropin)
     files[render.SYSCTL_FILE] = render.render_sysctl(settings)
     files[render.MODULES_FILE] = render.render_modules_load(settings)
-    files[render.RULES_V4] = render.render_rules_v4(settings)
-    files[render.RULES_V6] = render.render_rules_v6(settings)
+    files[render.FIREWALL_V4] = render.render_firewall_v4(settings)
+    files[render.FIREWALL_V6] = render.render_firewall_v6(settings)
     return files
 
 

@@ -367,7 +367,9 @@ def test_vps_network_unit_and_rules_follow_the_inner_network():
         },
     )
     assert "Address=192.0.2.5/30" in render.render_network(vps).splitlines()
-    assert "-A FORWARD -i tun-home -s 192.0.2.6/32 -j ACCEPT" in render.render_rules_v4(vps)
+    assert "-A IPIP6-FORWARD -i tun-home -s 192.0.2.6/32 -j ACCEPT" in render.render_firewall_v4(
+        vps
+    )
 
 
 @pytest.mark.parametrize(

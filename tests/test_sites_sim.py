@@ -52,7 +52,7 @@ def test_two_routers_on_one_vps_each_get_a_tunnel_and_a_check_of_their_own(sims,
     ):
         assert path in preview.output
     assert "+ Remote=2001:db8:300::1" in preview.output
-    assert "+ -A FORWARD -i tun-parents -s 192.168.200.0/24 -j ACCEPT" in preview.output
+    assert "+ -A IPIP6-FORWARD -i tun-parents -s 192.168.200.0/24 -j ACCEPT" in preview.output
     assert "VPS: tunnel tun-home, tun-parents" in preview.output
 
     run = deploy(tmp_path, home, parents)

@@ -49,9 +49,15 @@ def test_a_pending_guard_is_rolled_back_before_a_new_change():
 
 
 def test_restore_scripts_are_valid_shell():
-    fw = firewall_restore_script(["/etc/iptables/rules.v4.ipip6-new"])
-    assert f"iptables-restore < {GUARD_DIR}/firewall.v4" in fw
-    assert "rm -f /etc/iptables/rules.v4.ipip6-new" in fw
+    fw = firewall_restore_script(
+        ["/etc/ipip6/firewall.v4.ipip6-new"], [("iptables-restore", "/etc/iptables/rules.v4")]
+    )
+    # Only the deploy's part: its chains go, the saved copy comes back without a flush.
+    assert "drop_owned iptables filter nat mangle" in fw
+    assert f"iptables-restore -w --noflush < {GUARD_DIR}/firewall.v4" in fw
+    assert "iptables-restore -w --noflush < /etc/iptables/rules.v4" in fw
+    assert "rm -f /etc/ipip6/firewall.v4.ipip6-new" in fw
+    assert "iptables-restore <" not in fw and " -F\n" not in fw
     globs = ["/etc/systemd/network/60-ipip6-*"]
     tun = tunnel_restore_script(globs, ["tun-home", "tun-old"])
     assert "ip link del dev tun-old" in tun and "systemctl restart systemd-networkd" in tun

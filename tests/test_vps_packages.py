@@ -1,4 +1,4 @@
-"""The packages decision (install only what is missing; never let apt remove an active ufw),
+"""The packages decision (install only what is missing; ufw left alone unless replace_ufw),
 through the real pyinfra CLI against pyinfra's ``@fake`` connector: the lab VM has no package
 mirror to install from, so this is where the install path is exercised."""
 
@@ -10,12 +10,11 @@ from lab.pyinfra_cli import run_pyinfra, write_inventory
 
 ALL_INSTALLED = [
     "pkg iptables ii ",
-    "pkg iptables-persistent ii ",
     "pkg kmod ii ",
     "pkg iproute2 ii ",
     "pkg iputils-ping ii ",
 ]
-NO_PERSISTENT = [line for line in ALL_INSTALLED if "iptables-persistent" not in line]
+NO_PING = [line for line in ALL_INSTALLED if "iputils-ping" not in line]
 
 
 def deploy(tmp_path, dpkg_lines: list[str], **data):
@@ -42,33 +41,35 @@ def test_nothing_missing_means_no_apt_at_all(tmp_path):
     assert not [c for c in executed(run) if "apt-get" in c or "debconf" in c]
 
 
-def test_missing_package_is_installed_with_preseeded_answers(tmp_path):
-    run = deploy(tmp_path, NO_PERSISTENT)
+def test_missing_package_is_installed_after_an_update(tmp_path):
+    run = deploy(tmp_path, NO_PING)
     assert run.returncode == 0, run.output
     commands = executed(run)
-    preseed = next(i for i, c in enumerate(commands) if "debconf-set-selections" in c)
     update = commands.index("apt-get update")
-    install = next(i for i, c in enumerate(commands) if c.endswith("install iptables-persistent"))
-    assert preseed < update < install
-    assert "autosave_v4 boolean false" in commands[preseed]
+    install = next(i for i, c in enumerate(commands) if c.endswith("install iputils-ping"))
+    assert update < install
     assert "DEBIAN_FRONTEND=noninteractive" in commands[install]
+    # The firewall is loaded by the deploy's own unit: no iptables-persistent, no questions.
+    assert not [c for c in commands if "iptables-persistent" in c or "debconf" in c]
 
 
-def test_active_ufw_stops_the_deploy_before_apt_removes_it(tmp_path):
-    run = deploy(tmp_path, [*NO_PERSISTENT, "ufw Status: active"])
-    assert run.returncode != 0
-    assert "ufw is active" in run.output and "replace_ufw" in run.output
-    assert not [c for c in executed(run) if "apt-get" in c or c.startswith("ufw")]
-
-
-@pytest.mark.parametrize("ufw", ["ufw Status: inactive", None])
-def test_inactive_or_absent_ufw_does_not_stop_it(tmp_path, ufw):
-    run = deploy(tmp_path, [*NO_PERSISTENT, *([ufw] if ufw else [])])
+@pytest.mark.parametrize("ufw", ["ufw Status: active", "ufw Status: inactive", None])
+def test_ufw_is_left_alone_without_replace_ufw(tmp_path, ufw):
+    run = deploy(tmp_path, [*NO_PING, *([ufw] if ufw else [])])
     assert run.returncode == 0, run.output
+    assert not [c for c in executed(run) if c.startswith("ufw")]
 
 
-def test_replace_ufw_disables_it_first(tmp_path):
-    run = deploy(tmp_path, [*NO_PERSISTENT, "ufw Status: active"], replace_ufw=True)
+def test_replace_ufw_disables_an_active_one_first(tmp_path):
+    run = deploy(tmp_path, [*NO_PING, "ufw Status: active"], replace_ufw=True)
     assert run.returncode == 0, run.output
     commands = executed(run)
     assert commands.index("ufw --force disable") < commands.index("apt-get update")
+
+
+def test_replace_ufw_disables_it_with_every_package_in_place(tmp_path):
+    run = deploy(tmp_path, [*ALL_INSTALLED, "ufw Status: active"], replace_ufw=True)
+    assert run.returncode == 0, run.output
+    commands = executed(run)
+    assert "ufw --force disable" in commands
+    assert not [c for c in commands if "apt-get" in c]

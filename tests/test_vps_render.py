@@ -84,19 +84,24 @@ def rule_lines(text: str) -> list[str]:
 
 
 def test_rules_v4_policy_nat_and_mss():
-    lines = rule_lines(render.render_rules_v4(settings(firewall_allow_tcp=[443])))
+    lines = rule_lines(render.render_firewall_v4(settings(firewall_allow_tcp=[443])))
     assert ":INPUT DROP [0:0]" in lines and ":FORWARD DROP [0:0]" in lines
-    assert "-A INPUT -i tun-home -j ACCEPT" in lines
-    assert "-A INPUT -p tcp -m tcp --dport 22 -m conntrack --ctstate NEW -j ACCEPT" in lines
-    assert "-A INPUT -p tcp -m tcp --dport 443 -m conntrack --ctstate NEW -j ACCEPT" in lines
-    assert "-A FORWARD -i tun-home -s 192.168.101.0/24 -j ACCEPT" in lines
-    assert "-A POSTROUTING -s 192.168.100.0/24 -o ens3 -j MASQUERADE" in lines
-    assert "-A FORWARD -p tcp -m tcp --tcp-flags SYN,RST SYN -j TCPMSS --clamp-mss-to-pmtu" in lines
+    assert "-A IPIP6-INPUT -i tun-home -j ACCEPT" in lines
+    assert "-A IPIP6-INPUT -p tcp -m tcp --dport 22 -m conntrack --ctstate NEW -j ACCEPT" in lines
+    assert "-A IPIP6-INPUT -p tcp -m tcp --dport 443 -m conntrack --ctstate NEW -j ACCEPT" in lines
+    assert "-A IPIP6-FORWARD -i tun-home -s 192.168.101.0/24 -j ACCEPT" in lines
+    assert "-A IPIP6-POSTROUTING -s 192.168.100.0/24 -o ens3 -j MASQUERADE" in lines
+    assert (
+        "-A IPIP6-FORWARD -p tcp -m tcp --tcp-flags SYN,RST SYN -j TCPMSS --clamp-mss-to-pmtu"
+        in lines
+    )
     assert lines.count("COMMIT") == 3
 
 
 def test_rules_v4_without_nat_or_clamp():
-    text = render.render_rules_v4(settings(nat=False, mss_clamp=False, tunnel_inner_network=False))
+    text = render.render_firewall_v4(
+        settings(nat=False, mss_clamp=False, tunnel_inner_network=False)
+    )
     assert "MASQUERADE" not in text
     assert "TCPMSS" not in text
 
@@ -104,9 +109,9 @@ def test_rules_v4_without_nat_or_clamp():
 def test_the_routers_inner_address_is_forwarded_and_natted_even_without_nat():
     # The router's own traffic (its DNS proxy, NTP) leaves by the tunnel with its inner
     # address, which no network routes back: it is NATed whatever `nat` says.
-    lines = rule_lines(render.render_rules_v4(settings(nat=False)))
-    assert "-A FORWARD -i tun-home -s 169.254.100.2/32 -j ACCEPT" in lines
-    assert "-A POSTROUTING -s 169.254.100.2/32 -o ens3 -j MASQUERADE" in lines
+    lines = rule_lines(render.render_firewall_v4(settings(nat=False)))
+    assert "-A IPIP6-FORWARD -i tun-home -s 169.254.100.2/32 -j ACCEPT" in lines
+    assert "-A IPIP6-POSTROUTING -s 169.254.100.2/32 -o ens3 -j MASQUERADE" in lines
     assert not any("MASQUERADE" in line and "192.168" in line for line in lines)
 
 
@@ -118,10 +123,10 @@ def test_network_unit_carries_the_vps_inner_address():
 
 
 def test_rules_v6_lets_protocol_4_in_from_the_router_only():
-    lines = rule_lines(render.render_rules_v6(settings(ssh_port_allowed=2222)))
-    assert "-A INPUT -s 2001:db8:2::1/128 -d 2001:db8:1::1/128 -p 4 -j ACCEPT" in lines
-    assert "-A INPUT -p ipv6-icmp -j ACCEPT" in lines
-    assert "-A INPUT -p tcp -m tcp --dport 2222 -m conntrack --ctstate NEW -j ACCEPT" in lines
+    lines = rule_lines(render.render_firewall_v6(settings(ssh_port_allowed=2222)))
+    assert "-A IPIP6-INPUT -s 2001:db8:2::1/128 -d 2001:db8:1::1/128 -p 4 -j ACCEPT" in lines
+    assert "-A IPIP6-INPUT -p ipv6-icmp -j ACCEPT" in lines
+    assert "-A IPIP6-INPUT -p tcp -m tcp --dport 2222 -m conntrack --ctstate NEW -j ACCEPT" in lines
     assert not any("-p ipip" in line for line in lines)
 
 
@@ -132,8 +137,8 @@ def test_rules_v6_lets_protocol_4_in_from_the_router_only():
         render.render_network,
         render.render_sysctl,
         render.render_modules_load,
-        render.render_rules_v4,
-        render.render_rules_v6,
+        render.render_firewall_v4,
+        render.render_firewall_v6,
     ],
 )
 def test_every_file_carries_the_header_and_no_blank_runs(fn):
@@ -163,21 +168,21 @@ def test_each_site_on_one_vps_gets_its_units_and_its_rules():
         "/etc/systemd/network/60-ipip6-tun-parents.network",
     }
     assert "Remote=2001:db8:3::1" in units["/etc/systemd/network/60-ipip6-tun-parents.netdev"]
-    v4 = rule_lines(render.render_rules_v4(home, (home, parents)))
+    v4 = rule_lines(render.render_firewall_v4(home, (home, parents)))
     for line in (
-        "-A INPUT -i tun-home -j ACCEPT",
-        "-A INPUT -i tun-parents -j ACCEPT",
-        "-A FORWARD -i tun-parents -s 192.0.2.0/26 -j ACCEPT",
-        "-A FORWARD -i tun-parents -s 169.254.100.6/32 -j ACCEPT",
-        "-A POSTROUTING -s 192.0.2.0/26 -o ens3 -j MASQUERADE",
-        "-A FORWARD -i tun-home -s 192.168.100.0/24 -j ACCEPT",
+        "-A IPIP6-INPUT -i tun-home -j ACCEPT",
+        "-A IPIP6-INPUT -i tun-parents -j ACCEPT",
+        "-A IPIP6-FORWARD -i tun-parents -s 192.0.2.0/26 -j ACCEPT",
+        "-A IPIP6-FORWARD -i tun-parents -s 169.254.100.6/32 -j ACCEPT",
+        "-A IPIP6-POSTROUTING -s 192.0.2.0/26 -o ens3 -j MASQUERADE",
+        "-A IPIP6-FORWARD -i tun-home -s 192.168.100.0/24 -j ACCEPT",
     ):
         assert line in v4, line
     # A site's networks are forwarded only from its own tunnel.
-    assert "-A FORWARD -i tun-home -s 192.0.2.0/26 -j ACCEPT" not in v4
-    v6 = rule_lines(render.render_rules_v6(home, (home, parents)))
-    assert "-A INPUT -s 2001:db8:3::1/128 -d 2001:db8:1::1/128 -p 4 -j ACCEPT" in v6
-    assert "-A INPUT -s 2001:db8:2::1/128 -d 2001:db8:1::1/128 -p 4 -j ACCEPT" in v6
+    assert "-A IPIP6-FORWARD -i tun-home -s 192.0.2.0/26 -j ACCEPT" not in v4
+    v6 = rule_lines(render.render_firewall_v6(home, (home, parents)))
+    assert "-A IPIP6-INPUT -s 2001:db8:3::1/128 -d 2001:db8:1::1/128 -p 4 -j ACCEPT" in v6
+    assert "-A IPIP6-INPUT -s 2001:db8:2::1/128 -d 2001:db8:1::1/128 -p 4 -j ACCEPT" in v6
     sysctl = render.render_sysctl(
         settings(tunnel_rp_filter="loose"),
         (
@@ -191,23 +196,26 @@ def test_each_site_on_one_vps_gets_its_units_and_its_rules():
 
 def test_sites_never_reach_each_other_unless_the_data_says_so():
     home, parents = two_sites()
-    v4 = rule_lines(render.render_rules_v4(home, (home, parents)))
+    v4 = rule_lines(render.render_firewall_v4(home, (home, parents)))
     drops = [
-        "-A FORWARD -i tun-home -o tun-parents -j DROP",
-        "-A FORWARD -i tun-parents -o tun-home -j DROP",
+        "-A IPIP6-FORWARD -i tun-home -o tun-parents -j DROP",
+        "-A IPIP6-FORWARD -i tun-parents -o tun-home -j DROP",
     ]
     for line in drops:
         assert line in v4
     # Before the accepts of either site (first match wins).
-    assert v4.index(drops[0]) < v4.index("-A FORWARD -i tun-home -s 192.168.100.0/24 -j ACCEPT")
+    assert v4.index(drops[0]) < v4.index(
+        "-A IPIP6-FORWARD -i tun-home -s 192.168.100.0/24 -j ACCEPT"
+    )
     routed = home.model_copy(update={"route_between_sites": True})
     assert not any(
-        "-j DROP" in line for line in rule_lines(render.render_rules_v4(routed, (routed, parents)))
+        "-j DROP" in line
+        for line in rule_lines(render.render_firewall_v4(routed, (routed, parents)))
     )
-    assert not any("-j DROP" in line for line in rule_lines(render.render_rules_v4(home)))
+    assert not any("-j DROP" in line for line in rule_lines(render.render_firewall_v4(home)))
 
 
 def test_one_tunnel_renders_as_before_with_or_without_the_list():
     s = settings()
-    assert render.render_rules_v4(s) == render.render_rules_v4(s, (s,))
-    assert "The tunnel's MTU is 1460" in render.render_rules_v4(s)
+    assert render.render_firewall_v4(s) == render.render_firewall_v4(s, (s,))
+    assert "The tunnel's MTU is 1460" in render.render_firewall_v4(s)

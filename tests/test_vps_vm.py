@@ -10,6 +10,7 @@ from __future__ import annotations
 import pytest
 
 from ipip6.vps.render import OWNED_FILES
+from lab.firewall import owned_rules_live, owned_rules_on_disk
 from lab.pyinfra_cli import run_pyinfra, write_inventory
 
 pytestmark = pytest.mark.vm
@@ -72,15 +73,19 @@ def assert_deployed(vps, remote: str = "2001:db8:1::2", mtu: int = 1460) -> None
     assert vps.sh("sysctl -n net.netfilter.nf_conntrack_max").strip() == "65536"
     v4 = vps.sh("iptables-save")
     assert ":INPUT DROP" in v4 and ":FORWARD DROP" in v4
-    assert "-A POSTROUTING -s 198.51.100.0/24 -o ens3 -j MASQUERADE" in v4
+    assert "-A IPIP6-POSTROUTING -s 198.51.100.0/24 -o ens3 -j MASQUERADE" in v4
     assert "--clamp-mss-to-pmtu" in v4
-    assert f"-A FORWARD -s 198.51.100.0/24 -i {TUNNEL} -j ACCEPT" in v4
+    assert f"-A IPIP6-FORWARD -s 198.51.100.0/24 -i {TUNNEL} -j ACCEPT" in v4
+    for hook in ("-A INPUT -j IPIP6-INPUT", "-A POSTROUTING -j IPIP6-POSTROUTING"):
+        assert v4.count(hook) == 1, v4
     v6 = vps.sh("ip6tables-save")
-    assert ":INPUT DROP" in v6
+    assert ":INPUT DROP" in v6 and v6.count("-A INPUT -j IPIP6-INPUT") == 1
     # iptables-save prints protocol 4 by its /etc/protocols name.
     assert "-s 2001:db8:1::2/128 -d 2001:db8:1::1/128 -p ipencap -j ACCEPT" in v6 or (
         "-s 2001:db8:1::2/128 -d 2001:db8:1::1/128 -p 4 -j ACCEPT" in v6
     )
+    # What is loaded is what is on disk (the files loaded into an empty namespace).
+    assert owned_rules_live(vps.vm) == owned_rules_on_disk(vps.vm)
 
 
 def test_preview_shows_diffs_and_changes_nothing(vps):
@@ -89,7 +94,7 @@ def test_preview_shows_diffs_and_changes_nothing(vps):
     assert run.returncode == 0, run.output
     assert "+ EncapsulationLimit=none" in run.output
     assert "+ Remote=2001:db8:1::2" in run.output
-    assert "+ -A POSTROUTING -s 198.51.100.0/24 -o ens3 -j MASQUERADE" in run.output
+    assert "+ -A IPIP6-POSTROUTING -s 198.51.100.0/24 -o ens3 -j MASQUERADE" in run.output
     assert vps.snapshot() == before
     assert vps.sh(f"ip link show dev {TUNNEL} 2>&1 || true").startswith("Device")
 

@@ -15,7 +15,18 @@ from tests.test_vps_vm import DATA
 
 pytestmark = pytest.mark.vm
 
-FILES = "/etc/iptables/rules.v4 /etc/iptables/rules.v6"
+FILES = "/etc/ipip6/firewall.v4 /etc/ipip6/firewall.v6"
+
+
+def through_gate(lab_vm, workdir, gate: TcpProxy) -> dict:
+    """Host data that connects to the VM through ``gate``, its host key recorded for it."""
+    known = workdir / "known_hosts_gate"
+    known.write_text(
+        lab_vm.known_hosts.read_text().replace(
+            f"[127.0.0.1]:{lab_vm.ssh_port} ", f"[127.0.0.1]:{gate.port} "
+        )
+    )
+    return {"ssh_port": gate.port, "ssh_known_hosts_file": str(known)}
 
 
 @pytest.fixture(scope="module")
@@ -27,15 +38,7 @@ def vps(lab_vm, tmp_path_factory):
         if user != "root":
             host_data["_sudo"] = True
         if gate is not None:  # the deploy connects through it: one connection, no second
-            host_data["ssh_port"] = gate.port
-            # The VM's host key, recorded for the gate's port.
-            known = workdir / "known_hosts_gate"
-            known.write_text(
-                lab_vm.known_hosts.read_text().replace(
-                    f"[127.0.0.1]:{lab_vm.ssh_port} ", f"[127.0.0.1]:{gate.port} "
-                )
-            )
-            host_data["ssh_known_hosts_file"] = str(known)
+            host_data.update(through_gate(lab_vm, workdir, gate))
         inventory = write_inventory(workdir, {"vps": [("lab-vps", host_data)]})
         return run_pyinfra(inventory, *args)
 
@@ -46,7 +49,7 @@ def vps(lab_vm, tmp_path_factory):
 
 def firewall_state(vm) -> str:
     return vm.ssh(
-        f"sha256sum {FILES}; ls /etc/iptables; "
+        f"sha256sum {FILES}; ls /etc/ipip6; "
         "{ iptables-save; ip6tables-save; } | grep -v '^#' | sed 's/ \\[[0-9:]*\\]$//'"
     ).stdout
 
@@ -109,7 +112,7 @@ def test_connection_cut_mid_change_the_timer_restores(vps, lab_vm):
     finally:
         gate.close()
     assert run.returncode != 0  # pyinfra itself may stop on the lost connection
-    assert "--dport 8081" not in lab_vm.ssh("cat /etc/iptables/rules.v4").stdout  # not persisted
+    assert "--dport 8081" not in lab_vm.ssh("cat /etc/ipip6/firewall.v4").stdout  # not persisted
     deadline = time.monotonic() + 60
     journal = ""
     while "firewall change not confirmed" not in journal and time.monotonic() < deadline:
@@ -127,7 +130,7 @@ def test_connection_cut_mid_change_the_timer_restores(vps, lab_vm):
 def test_a_confirmed_change_is_persisted_and_the_timer_cancelled(vps, lab_vm):
     run = vps(firewall_allow_tcp=[8080], rollback_after_seconds=15)
     assert run.returncode == 0, run.output
-    assert "--dport 8080" in lab_vm.ssh("cat /etc/iptables/rules.v4").stdout
+    assert "--dport 8080" in lab_vm.ssh("cat /etc/ipip6/firewall.v4").stdout
     time.sleep(20)  # past the rollback delay: nothing may fire
     assert "--dport 8080" in lab_vm.ssh("iptables-save").stdout
     assert vps().returncode == 0

@@ -14,23 +14,32 @@ from pyinfra.api import FactBase
 _MISSING = "ipip6-missing"
 _OWNED = "ipip6-owned"
 _PENDING = "ipip6-pending"
+_HEADED = "ipip6-headed"
+#: How every file this project writes starts (ipip6.vps.render.HEADER).
+_HEADER = "# Managed by pyinfra-ipip6"
 
 
 class ManagedFiles(FactBase):
-    """SHA-256 of each given path (``None`` when absent), which files match ``owned_globs``, and
-    which of the ``timers`` (systemd timer units) are armed.
+    """SHA-256 of each given path (``None`` when absent), which files match ``owned_globs``,
+    which of the ``timers`` (systemd timer units) are armed, and which of the ``headed`` paths
+    start with this project's header (they were written by it).
 
-    Returns ``{"sums": {path: sha256 | None}, "owned": [path, ...], "pending": [unit, ...]}``.
+    Returns ``{"sums": {path: sha256 | None}, "owned": [path, ...], "pending": [unit, ...],
+    "headed": [path, ...]}``.
     The globs find files this project placed earlier under other names (a renamed tunnel), so
     they can be removed; an armed rollback timer means an earlier run died unconfirmed.
     """
 
     @staticmethod
     def default() -> dict:
-        return {"sums": {}, "owned": [], "pending": []}
+        return {"sums": {}, "owned": [], "pending": [], "headed": []}
 
     def command(
-        self, paths: Iterable[str], owned_globs: Iterable[str] = (), timers: Iterable[str] = ()
+        self,
+        paths: Iterable[str],
+        owned_globs: Iterable[str] = (),
+        timers: Iterable[str] = (),
+        headed: Iterable[str] = (),
     ) -> str:
         quoted = " ".join(shlex.quote(p) for p in paths)
         # Globs are ours (fixed prefixes + validated names): left unquoted on purpose.
@@ -41,6 +50,10 @@ class ManagedFiles(FactBase):
         )
         if globs:
             script += f'; for f in {globs}; do [ -e "$f" ] && echo "{_OWNED} $f"; done'
+        for path in headed:
+            quoted = shlex.quote(path)
+            mark = f"grep -q '^{_HEADER}' && echo {_HEADED} {quoted}"
+            script += f"; head -n 1 {quoted} 2>/dev/null | {mark}"
         for unit in timers:
             quoted = shlex.quote(unit)
             script += f"; systemctl is-active --quiet {quoted}.timer && echo {_PENDING} {quoted}"
@@ -50,6 +63,7 @@ class ManagedFiles(FactBase):
         sums: dict[str, str | None] = {}
         owned: list[str] = []
         pending: list[str] = []
+        headed: list[str] = []
         for line in output:
             head, _, path = line.partition(" ")
             if head == _MISSING:
@@ -58,10 +72,12 @@ class ManagedFiles(FactBase):
                 owned.append(path)
             elif head == _PENDING:
                 pending.append(path)
+            elif head == _HEADED:
+                headed.append(path)
             elif path:
                 # sha256sum prints "<sum>  <path>": two spaces, the partition kept one.
                 sums[path.lstrip(" ")] = head
-        return {"sums": sums, "owned": owned, "pending": pending}
+        return {"sums": sums, "owned": owned, "pending": pending, "headed": headed}
 
 
 class DebPackagesAndUfw(FactBase):

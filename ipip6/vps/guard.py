@@ -82,12 +82,39 @@ def _script(lines: Iterable[str]) -> str:
     return "\n".join([*header, *lines]) + "\n"
 
 
-def firewall_restore_script(candidates: Iterable[str]) -> str:
-    """Reload the rules that were live before (saved beside the script); drop the candidates."""
+# The deploy's part of a ruleset as iptables-save prints it: table headers and COMMITs, the
+# built-in chains' policies, the IPIP6-* chains with their rules, and the jumps to them.
+_OWNED_PART = (
+    "awk '/^[*]/ || /^COMMIT/ || /^:[A-Z]+ (ACCEPT|DROP) / || /^:IPIP6-/ || /^-A IPIP6-/ "
+    "|| /^-A [A-Z]+ -j IPIP6-[A-Z]+$/'"
+)
+
+# Removes the deploy's chains and the jumps to them from the live rules, nothing else.
+_DROP_OWNED = (
+    'drop_owned() { cmd=$1; shift; for t in "$@"; do '
+    "$cmd -w -t \"$t\" -S | sed -n 's/^-A \\([A-Z]*\\) -j \\(IPIP6-[A-Z]*\\)$/\\1 \\2/p' | "
+    'while read -r base chain; do $cmd -w -t "$t" -D "$base" -j "$chain"; done; '
+    "chains=$($cmd -w -t \"$t\" -S | sed -n 's/^-N \\(IPIP6-[A-Z]*\\)$/\\1/p'); "
+    'for c in $chains; do $cmd -w -t "$t" -F "$c"; done; '
+    'for c in $chains; do $cmd -w -t "$t" -X "$c"; done; done; }'
+)
+
+
+def firewall_restore_script(
+    candidates: Iterable[str], legacy: Iterable[tuple[str, str]] = ()
+) -> str:
+    """Put back the deploy's part of the rules as it was live before (saved beside the script):
+    its chains and jumps go, the saved ones come back; other chains are not touched. ``legacy``
+    ((restore command, file) pairs): an earlier release's whole-ruleset files this change
+    replaces; their rules are appended again. The candidates are dropped."""
     return _script(
         [
-            f"iptables-restore < {GUARD_DIR}/firewall.v4",
-            f"ip6tables-restore < {GUARD_DIR}/firewall.v6",
+            _DROP_OWNED,
+            "drop_owned iptables filter nat mangle",
+            "drop_owned ip6tables filter",
+            f"iptables-restore -w --noflush < {GUARD_DIR}/firewall.v4",
+            f"ip6tables-restore -w --noflush < {GUARD_DIR}/firewall.v6",
+            *(f"{command} -w --noflush < {shlex.quote(path)}" for command, path in legacy),
             "rm -f " + " ".join(shlex.quote(c) for c in candidates),
             "logger -t pyinfra-ipip6 'firewall change not confirmed: previous rules restored'",
         ]
@@ -95,7 +122,22 @@ def firewall_restore_script(candidates: Iterable[str]) -> str:
 
 
 def firewall_snapshot() -> str:
-    return f"iptables-save > {GUARD_DIR}/firewall.v4 && ip6tables-save > {GUARD_DIR}/firewall.v6"
+    """Keep the deploy's part of the live rules as the rollback copy."""
+    return (
+        f"iptables-save | {_OWNED_PART} > {GUARD_DIR}/firewall.v4 && "
+        f"ip6tables-save | {_OWNED_PART} > {GUARD_DIR}/firewall.v6"
+    )
+
+
+def legacy_rules_removal(command: str, path: str) -> str:
+    """Delete from the live rules, one by one, the rules an earlier release's whole-ruleset
+    file (iptables-restore format, no quoting) loaded: nobody else's rule goes with them."""
+    quoted = shlex.quote(path)
+    return (
+        f't=; while IFS= read -r line; do case "$line" in '
+        f"'*'*) t=${{line#?}} ;; '-A '*) {command} -w -t \"$t\" -D ${{line#-A }} 2>/dev/null "
+        f"|| true ;; esac; done < {quoted}"
+    )
 
 
 TUNNEL_BACKUP = f"{GUARD_DIR}/tunnel-units"

@@ -12,7 +12,7 @@ from pathlib import Path
 import jinja2
 
 from ipip6 import safe_text
-from ipip6.settings import VpsSettings
+from ipip6.settings import EXTRA_RULE_CHAINS, PortForward, VpsSettings, home_tunnel_of
 
 TEMPLATES = Path(__file__).resolve().parents[2] / "files"
 
@@ -24,8 +24,26 @@ HEADER = (
 NETWORKD_DIR = "/etc/systemd/network"
 SYSCTL_FILE = "/etc/sysctl.d/60-ipip6.conf"
 MODULES_FILE = "/etc/modules-load.d/ipip6.conf"
-RULES_V4 = "/etc/iptables/rules.v4"
-RULES_V6 = "/etc/iptables/rules.v6"
+#: The whole-ruleset files of releases before the firewall's own chains (netfilter-persistent
+#: loads them at boot): removed once the new layout is confirmed, when they are this project's.
+LEGACY_RULES_V4 = "/etc/iptables/rules.v4"
+LEGACY_RULES_V6 = "/etc/iptables/rules.v6"
+FIREWALL_DIR = "/etc/ipip6"
+FIREWALL_V4 = f"{FIREWALL_DIR}/firewall.v4"
+FIREWALL_V6 = f"{FIREWALL_DIR}/firewall.v6"
+FIREWALL_LOADER = f"{FIREWALL_DIR}/firewall-load"
+FIREWALL_UNIT = "ipip6-firewall.service"
+FIREWALL_UNIT_FILE = f"/etc/systemd/system/{FIREWALL_UNIT}"
+#: Each owned chain and the base chain that jumps to it: (command, table, base chain, chain).
+FIREWALL_HOOKS = (
+    ("iptables", "filter", "INPUT", "IPIP6-INPUT"),
+    ("iptables", "filter", "FORWARD", "IPIP6-FORWARD"),
+    ("iptables", "mangle", "FORWARD", "IPIP6-FORWARD"),
+    ("iptables", "nat", "PREROUTING", "IPIP6-PREROUTING"),
+    ("iptables", "nat", "POSTROUTING", "IPIP6-POSTROUTING"),
+    ("ip6tables", "filter", "INPUT", "IPIP6-INPUT"),
+    ("ip6tables", "filter", "FORWARD", "IPIP6-FORWARD"),
+)
 #: The networkd units this project owns, under any tunnel name (a renamed tunnel leaves some).
 OWNED_UNIT_GLOBS = (
     f"{NETWORKD_DIR}/60-ipip6-*",
@@ -34,7 +52,29 @@ OWNED_UNIT_GLOBS = (
 #: The .netdev files this project placed (their names give the tunnels it created).
 OWNED_NETDEV_GLOB = f"{NETWORKD_DIR}/60-ipip6-*.netdev"
 #: Every file the VPS end of the deploy owns (globs for the units).
-OWNED_FILES = (*OWNED_UNIT_GLOBS, SYSCTL_FILE, MODULES_FILE, RULES_V4, RULES_V6)
+OWNED_FILES = (
+    *OWNED_UNIT_GLOBS,
+    SYSCTL_FILE,
+    MODULES_FILE,
+    FIREWALL_V4,
+    FIREWALL_V6,
+    FIREWALL_LOADER,
+    FIREWALL_UNIT_FILE,
+)
+
+
+class RuleLine(str):
+    """A whole rule line of the user's (``firewall_extra_rules``): validated as one line with
+    single spaces, so the templates write it as it is rather than as one token."""
+
+
+def _finalize(value: object) -> object:
+    # Second line of defence behind validation: no value may add a line (nor, but for a
+    # user's rule line, a word) to a file.
+    if isinstance(value, RuleLine):
+        return safe_text.single_line(value, "firewall rule")
+    return safe_text.single_token(value, "template value")
+
 
 _env = jinja2.Environment(
     loader=jinja2.FileSystemLoader(TEMPLATES),
@@ -43,8 +83,7 @@ _env = jinja2.Environment(
     lstrip_blocks=True,
     keep_trailing_newline=True,
     autoescape=False,
-    # Second line of defence behind validation: no value may add a line or a word to a file.
-    finalize=lambda value: safe_text.single_token(value, "template value"),
+    finalize=_finalize,
 )
 
 
@@ -124,11 +163,86 @@ def render_modules_load(settings: VpsSettings) -> str:
     return _render("modules-load.conf.j2", settings)
 
 
-def render_rules_v4(settings: VpsSettings, tunnels: Sequence[VpsSettings] = ()) -> str:
-    """The IPv4 ruleset for every tunnel the VPS carries (default: the one of ``settings``)."""
-    return _render("rules.v4.j2", settings, tunnels=list(tunnels or (settings,)))
+def _extra_rules(settings: VpsSettings, family: str) -> dict[str, list[RuleLine]]:
+    """The user's rule lines per owned chain, for one family's file (a nat chain's only in the
+    IPv4 file; '-4'/'-6' lines go into both, the other family's restore skips them)."""
+    out: dict[str, list[RuleLine]] = {
+        "filter_input": [],
+        "filter_forward": [],
+        "nat_prerouting": [],
+        "nat_postrouting": [],
+    }
+    for rule in settings.firewall_extra_rules:
+        chain = rule.removeprefix("-4 ").removeprefix("-6 ").split()[1]
+        table = EXTRA_RULE_CHAINS[chain]
+        if table == "nat" and family == "v6":
+            continue
+        out[f"{table}_{chain.removeprefix('IPIP6-').lower()}"].append(RuleLine(rule))
+    return out
 
 
-def render_rules_v6(settings: VpsSettings, tunnels: Sequence[VpsSettings] = ()) -> str:
-    """The IPv6 ruleset: protocol 4 in from each tunnel's router only."""
-    return _render("rules.v6.j2", settings, tunnels=list(tunnels or (settings,)))
+def _forwards(settings: VpsSettings, tunnels: Sequence[VpsSettings]) -> list:
+    """Each port forward with the tunnel it goes into (validation found one for each)."""
+    return [(f, home_tunnel_of(f.to, tunnels)) for f in settings.port_forwards]
+
+
+def _public_ports(forward: PortForward) -> str:
+    first, last = forward.port
+    return str(first) if first == last else f"{first}:{last}"
+
+
+def _home_ports(forward: PortForward) -> str:
+    port = forward.target_port
+    return str(port) if port is not None else _public_ports(forward)
+
+
+def _destination(forward: PortForward) -> str:
+    port = forward.target_port
+    return f"{forward.to}:{port}" if port is not None else str(forward.to)
+
+
+def render_firewall_v4(settings: VpsSettings, tunnels: Sequence[VpsSettings] = ()) -> str:
+    """The deploy's IPv4 chains for every tunnel the VPS carries (default: the one of
+    ``settings``), in iptables-restore format for ``--noflush``."""
+    tunnels = list(tunnels or (settings,))
+    return _render(
+        "firewall.v4.j2",
+        settings,
+        tunnels=tunnels,
+        extra=_extra_rules(settings, "v4"),
+        forwards=_forwards(settings, tunnels),
+        public_ports=_public_ports,
+        home_ports=_home_ports,
+        destination=_destination,
+    )
+
+
+def render_firewall_v6(settings: VpsSettings, tunnels: Sequence[VpsSettings] = ()) -> str:
+    """The deploy's IPv6 chains: protocol 4 in from each tunnel's router only."""
+    return _render(
+        "firewall.v6.j2",
+        settings,
+        tunnels=list(tunnels or (settings,)),
+        extra=_extra_rules(settings, "v6"),
+    )
+
+
+def render_firewall_loader(settings: VpsSettings) -> str:
+    """The script ipip6-firewall.service runs: load both files, hook each chain once."""
+    return _render(
+        "ipip6-firewall.j2", settings, v4=FIREWALL_V4, v6=FIREWALL_V6, hooks=FIREWALL_HOOKS
+    )
+
+
+def render_firewall_unit(settings: VpsSettings) -> str:
+    return _render("ipip6-firewall.service.j2", settings, loader=FIREWALL_LOADER)
+
+
+def render_firewall(settings: VpsSettings, tunnels: Sequence[VpsSettings] = ()) -> dict[str, str]:
+    """Every file of the firewall: path → content."""
+    return {
+        FIREWALL_V4: render_firewall_v4(settings, tunnels),
+        FIREWALL_V6: render_firewall_v6(settings, tunnels),
+        FIREWALL_LOADER: render_firewall_loader(settings),
+        FIREWALL_UNIT_FILE: render_firewall_unit(settings),
+    }
