@@ -22,7 +22,9 @@ lint: venv
 # Everything: unit tests, the RTX simulator over real SSH, the QEMU lab VM.
 test: venv lint
 	$(PY) -m lab.host_packages
-	$(PY) -m pytest -v -ra
+	$(PY) -m pytest -v -ra --durations=25
+	@# The nftables backend on Debian 13 as well: a VM of its own, for that module only.
+	IPIP6_LAB_SUITE=trixie $(PY) -m pytest -v -ra --durations=10 tests/test_vps_vm_nftables.py
 
 # The whole tunnel in a local lab: VM (the VPS) + RTX simulator (the router), deploy, traffic.
 demo: venv

@@ -1,7 +1,7 @@
 """Deploy the ipip6 tunnel: `pyinfra inventory.py deploy.py` (add `--dry --diff` to preview).
 
 Two ends, two very different hosts:
-- the VPS, a Linux host over SSH: systemd-networkd units, sysctls, iptables rules;
+- the VPS, a Linux host over SSH: systemd-networkd units, sysctls, its firewall chains or table;
 - the YAMAHA RTX router (`@rtx/...` hosts), a CLI that is no shell: the owned config lines.
 
 Every host's data was validated, and the two ends paired, before pyinfra connected to any host
@@ -33,7 +33,9 @@ if not is_router(host):
     vps.packages(name="VPS: packages", settings=settings)
     vps.tunnel(name=f"VPS: tunnel {names}", settings=settings, tunnels=carried)
     vps.sysctls(name="VPS: sysctls", settings=settings, tunnels=carried)
-    vps.firewall(name="VPS: iptables rules", settings=settings, tunnels=carried)
+    vps.firewall(
+        name=f"VPS: firewall ({settings.firewall_backend})", settings=settings, tunnels=carried
+    )
 
 # One line for every host: without it pyinfra would not wait for the VPS's operations before
 # the router's (it orders operations per host; see operations/ordering.py).

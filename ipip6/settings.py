@@ -431,22 +431,26 @@ class PortForward(BaseModel):
         return self.proto == proto and self.port[0] <= port <= self.port[1]
 
 
-# An extra rule of the user's: an iptables-restore line appending to one of the deploy's chains.
+# An extra rule of the user's, in the language of the firewall's backend: an iptables-restore
+# line appending to one of the deploy's chains, or an nft statement for one of its table's.
 _EXTRA_RULE = re.compile(r"(-[46] )?-A (IPIP6-(INPUT|FORWARD|PREROUTING|POSTROUTING)) \S.*")
-#: The chains a rule of ``firewall_extra_rules`` may append to, by table.
+_EXTRA_NFT_RULE = re.compile(r"(input|forward|prerouting|postrouting) \S.*")
+#: The chains a rule of ``firewall_extra_rules`` may append to, by table (iptables).
 EXTRA_RULE_CHAINS = {
     "IPIP6-INPUT": "filter",
     "IPIP6-FORWARD": "filter",
     "IPIP6-PREROUTING": "nat",
     "IPIP6-POSTROUTING": "nat",
 }
+#: The same for nftables: the chains of ``table inet ipip6``.
+EXTRA_NFT_CHAINS = ("input", "forward", "prerouting", "postrouting")
 
 
 def _extra_rule(value: Any) -> str:
     if not isinstance(value, str):
         raise ValueError(
-            "expected an iptables rule line as a string, e.g. "
-            "'-A IPIP6-INPUT -p udp --dport 51820 -j ACCEPT'"
+            "expected a rule as a string, e.g. '-A IPIP6-INPUT -p udp --dport 51820 -j ACCEPT' "
+            "(iptables) or 'input udp dport 51820 accept' (nftables)"
         )
     for ch in value:
         if not ch.isprintable():
@@ -455,17 +459,47 @@ def _extra_rule(value: Any) -> str:
             )
     if value != value.strip() or "  " in value:
         raise ValueError("expected single spaces between words, none around the rule")
-    match = _EXTRA_RULE.fullmatch(value)
+    return value
+
+
+def _iptables_rule_problem(rule: str) -> str | None:
+    match = _EXTRA_RULE.fullmatch(rule)
     if not match:
-        raise ValueError(
+        return (
             "expected a rule that appends to one of the deploy's chains: '-A CHAIN ...' with "
             "CHAIN one of "
             + ", ".join(EXTRA_RULE_CHAINS)
             + " ('-4 ' or '-6 ' first for one address family only)"
         )
     if match[1] == "-6 " and EXTRA_RULE_CHAINS[match[2]] == "nat":
-        raise ValueError(f"{match[2]} is an IPv4 chain (the nat table): drop the '-6'")
-    return value
+        return f"{match[2]} is an IPv4 chain (the nat table): drop the '-6'"
+    return None
+
+
+def _nft_rule_problem(rule: str) -> str | None:
+    if not _EXTRA_NFT_RULE.fullmatch(rule):
+        return (
+            "expected 'CHAIN STATEMENT' for one of the chains of table inet ipip6 ("
+            + ", ".join(EXTRA_NFT_CHAINS)
+            + "), e.g. 'input udp dport 51820 accept'"
+        )
+    # One statement inside its chain: a ';' or '#' would end it, an unbalanced brace would
+    # close the chain or the table and let the rest define anything.
+    if ";" in rule or "#" in rule:
+        return "expected one statement: no ';' and no '#' comment (use comment \"...\")"
+    # Directives of the file, not statements of a chain: another file read in, or a variable.
+    words = set(re.split(r"[\s{},]+", rule))
+    for directive in ("include", "define", "redefine", "undefine"):
+        if directive in words:
+            return f"expected a statement of the chain, not the file directive {directive!r}"
+    depth = 0
+    for ch in rule:
+        depth += {"{": 1, "}": -1}.get(ch, 0)
+        if depth < 0:
+            return "a '}' closes more than the rule opened"
+    if depth:
+        return "a '{' is not closed"
+    return None
 
 
 ExtraRule = Annotated[str, PlainValidator(_extra_rule)]
@@ -621,11 +655,19 @@ class VpsSettings(TunnelSite):
             "home network holding 'to' (and hairpin for the home's own hosts)."
         ),
     )
+    firewall_backend: Literal["iptables", "nftables"] = Field(
+        default="iptables",
+        description=(
+            "Where the deploy's rules live: 'iptables' (chains IPIP6-*, ipip6-firewall.service) "
+            "or 'nftables' (table inet ipip6, loaded by nftables.service)."
+        ),
+    )
     firewall_extra_rules: Annotated[list[ExtraRule], _list_of("rule lines")] = Field(
         default_factory=list,
         description=(
-            "Your own iptables rules inside the deploy's chains, e.g. ['-A IPIP6-INPUT -p udp "
-            "--dport 51820 -j ACCEPT']: IPv4 and IPv6 ('-4 '/'-6 ' first: one only)."
+            "Your own rules inside the deploy's chains, in the backend's language: iptables "
+            "'-A IPIP6-INPUT -p udp --dport 51820 -j ACCEPT' (v4 and v6; '-4 '/'-6 ' first: "
+            "one only) or nftables 'input udp dport 51820 accept'."
         ),
     )
     conntrack_max: StrictInt = Field(
@@ -676,6 +718,18 @@ class VpsSettings(TunnelSite):
                         "expected each public port forwarded once"
                     )
         return value
+
+    @model_validator(mode="after")
+    def _extra_rules_fit_the_backend(self) -> VpsSettings:
+        check = _nft_rule_problem if self.firewall_backend == "nftables" else _iptables_rule_problem
+        for i, rule in enumerate(self.firewall_extra_rules):
+            problem = check(rule)
+            if problem:
+                raise ValueError(
+                    f"firewall_extra_rules.{i} (value {rule!r}): with firewall_backend "
+                    f"{self.firewall_backend!r}, {problem}"
+                )
+        return self
 
     @model_validator(mode="after")
     def _forwards_leave_the_vps_its_ports(self) -> VpsSettings:

@@ -27,3 +27,18 @@ def owned_rules_on_disk(vm: LabVM) -> str:
         return _owned(vm, prefix=f"ip netns exec {ns} ")
     finally:
         vm.ssh(f"ip netns del {ns}")
+
+
+def owned_table_live(vm: LabVM) -> str:
+    """The deploy's nftables table as the kernel has it now ('' when there is none)."""
+    return vm.ssh("nft list table inet ipip6 2>/dev/null || true").stdout
+
+
+def owned_table_on_disk(vm: LabVM) -> str:
+    """The same table as /etc/ipip6/firewall.nft loads it, in an empty namespace."""
+    ns = "ipip6-disk-check"
+    vm.ssh(f"ip netns add {ns} && ip netns exec {ns} nft -f /etc/ipip6/firewall.nft")
+    try:
+        return vm.ssh(f"ip netns exec {ns} nft list table inet ipip6").stdout
+    finally:
+        vm.ssh(f"ip netns del {ns}")

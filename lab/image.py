@@ -261,6 +261,9 @@ def packages_for(suite: str) -> list[str]:
     if suite == "bullseye":
         # systemd 247 still ships resolved inside the systemd package
         pkgs.remove("systemd-resolved")
+    if suite == "trixie":
+        # Debian 13 splits Docker's client out of docker.io (a Recommends, not installed here)
+        pkgs.append("docker-cli")
     return pkgs
 
 

@@ -34,6 +34,9 @@ from ipip6.vps import render
 from ipip6.vps.conflicts import conflicts
 from ipip6.vps.facts import DebPackagesAndUfw, ManagedFiles, VpsNetwork
 from ipip6.vps.guard import (
+    DROP_OWNED_IPTABLES,
+    DROP_OWNED_NFT,
+    IPTABLES_POLICIES_ACCEPT,
     Guard,
     firewall_restore_script,
     firewall_snapshot,
@@ -208,11 +211,23 @@ def packages(settings: VpsSettings):
 
         vps.packages(settings=TunnelInventory.of(state).vps_settings(host.name))
     """
-    state = host.get_fact(DebPackagesAndUfw, packages=list(REQUIRED_PACKAGES))
-    missing = [name for name in REQUIRED_PACKAGES if not state["installed"].get(name)]
+    required = [
+        *REQUIRED_PACKAGES,
+        *(["nftables"] if settings.firewall_backend == "nftables" else []),
+    ]
+    state = host.get_fact(DebPackagesAndUfw, packages=required)
+    missing = [name for name in required if not state["installed"].get(name)]
     disable_ufw = state["ufw_active"] and settings.replace_ufw
+    if state["ufw_active"] and not disable_ufw and settings.firewall_backend == "nftables":
+        # Each table's base chains must accept a packet: ufw's DROP policy would drop the
+        # tunnel itself unless ufw were told about it.
+        raise OperationError(
+            f"{host.name}: ufw is active, and with firewall_backend 'nftables' its DROP policy "
+            "would drop what the deploy's table lets in (the tunnel, SSH): set replace_ufw: "
+            "true to have the deploy disable ufw, or firewall_backend: iptables to keep it."
+        )
     if not missing and not disable_ufw:
-        host.noop("packages " + ", ".join(REQUIRED_PACKAGES) + " are installed")
+        host.noop("packages " + ", ".join(required) + " are installed")
         return
     if disable_ufw:
         yield "ufw --force disable"
@@ -357,21 +372,26 @@ def sysctls(settings: VpsSettings, tunnels: Sequence[VpsSettings] = ()):
 @operation()
 def firewall(settings: VpsSettings, tunnels: Sequence[VpsSettings] = ()):
     """
-    Place the deploy's own firewall chains and load them, only when something changed.
+    Place the deploy's own firewall rules for ``firewall_backend`` and load them, only when
+    something changed.
 
     + settings: the host's validated :class:`~ipip6.settings.VpsSettings`
     + tunnels: every tunnel the VPS carries, one per router (default: the one of ``settings``)
 
-    The rules live in ``IPIP6-*`` chains of their own (``/etc/ipip6/firewall.v4`` and
-    ``.v6``, loaded with ``iptables-restore --noflush`` by ``ipip6-firewall.service`` at boot,
-    before the network), each reached by one jump at the end of its base chain: Docker's,
-    fail2ban's, ufw's and the user's chains are never flushed or reordered. The new files are
-    uploaded beside the live ones and checked with ``iptables-restore --test`` first: a
-    ruleset the kernel rejects changes nothing. The change is loaded, proven by a new SSH
-    connection and only then persisted; unproven, the deploy's part (only) is rolled back.
-    The whole-ruleset ``/etc/iptables/rules.v4``/``.v6`` of earlier releases (recognised by
-    their header) are replaced the same way: their rules are deleted one by one, the files
-    removed once the new chains are proven.
+    ``iptables``: the rules live in ``IPIP6-*`` chains of their own (``/etc/ipip6/firewall.v4``
+    and ``.v6``, loaded with ``iptables-restore --noflush`` by ``ipip6-firewall.service`` at
+    boot, before the network), each reached by one jump appended to its base chain.
+    ``nftables``: in ``table inet ipip6`` (``/etc/ipip6/firewall.nft``, included from
+    ``/etc/nftables.conf``). Either way Docker's, fail2ban's, ufw's and the user's rules are
+    never flushed or reordered.
+
+    The new files are uploaded beside the live ones and checked first (loaded into an empty
+    network namespace; ``nft -c``): a ruleset the kernel rejects changes nothing. The change is
+    loaded, proven by a new SSH connection and only then persisted; unproven, the deploy's part
+    (only) is rolled back. The same guarded run replaces the other backend's layout when
+    ``firewall_backend`` changed, and the whole-ruleset ``/etc/iptables/rules.v4``/``.v6`` of
+    earlier releases (recognised by their header): their rules are deleted one by one, the
+    files removed once the new rules are proven.
 
     **Example:**
 
@@ -380,26 +400,36 @@ def firewall(settings: VpsSettings, tunnels: Sequence[VpsSettings] = ()):
         vps.firewall(settings=settings, tunnels=tunnels)
     """
     files = render.render_firewall(settings, tunnels)
+    nft = settings.firewall_backend == "nftables"
+    other = render.IPTABLES_FILES if nft else render.NFTABLES_FILES
     guard = Guard("firewall", settings.rollback_after_seconds)
     legacy_files = (render.LEGACY_RULES_V4, render.LEGACY_RULES_V6)
     found = host.get_fact(
-        ManagedFiles, paths=list(files), timers=[guard.unit], headed=list(legacy_files)
+        ManagedFiles,
+        paths=[*files, *other],
+        timers=[guard.unit],
+        headed=list(legacy_files),
+        line_in=(render.NFTABLES_CONF, render.NFT_INCLUDE),
     )
     # An armed timer: an earlier run died unconfirmed; the live rules are not the files'.
     pending = guard.unit in found["pending"]
     changed = list(files) if pending else _changed(files, found["sums"])
+    leaving = [path for path in other if found["sums"].get(path) is not None]
     legacy = [path for path in legacy_files if path in found["headed"]]
-    if not changed and not legacy:
-        host.noop("firewall chains are up to date")
+    include = found["line_found"]
+    if not changed and not leaving and not legacy and include == nft:
+        host.noop(f"firewall ({settings.firewall_backend}) is up to date")
         return
     for path in changed:
         _show_diff(path, files[path])
+    for path in leaving:
+        host.log(f"Will remove {path} (firewall_backend is {settings.firewall_backend})")
     for path in legacy:
-        host.log(
-            f"Will replace {path} (an earlier release's whole ruleset) by the IPIP6-* chains",
-            logger.info,
-        )
-    if changed == [render.FIREWALL_UNIT_FILE] and not legacy:
+        host.log(f"Will replace {path} (an earlier release's whole ruleset)", logger.info)
+    if include != nft:
+        verb = "add" if nft else "remove"
+        host.log(f"Will {verb} `{render.NFT_INCLUDE}` in {render.NFTABLES_CONF}", logger.info)
+    if changed == [render.FIREWALL_UNIT_FILE] and not leaving and not legacy and include == nft:
         # Only the unit changed: nothing to load, nothing that could cut the VPS off.
         yield from _upload(files[render.FIREWALL_UNIT_FILE], render.FIREWALL_UNIT_FILE)
         yield StringCommand(f"systemctl daemon-reload && systemctl enable --quiet {UNIT}")
@@ -407,10 +437,6 @@ def firewall(settings: VpsSettings, tunnels: Sequence[VpsSettings] = ()):
 
     # Every file is loaded from its candidate, so a changed loader is proven too.
     candidates = {path: f"{path}.ipip6-new" for path in files}
-    v4, v6, loader = (
-        candidates[p] for p in (render.FIREWALL_V4, render.FIREWALL_V6, render.FIREWALL_LOADER)
-    )
-    cleanup = " ".join(shlex.quote(c) for c in candidates.values())
     restore_commands = {render.LEGACY_RULES_V4: "iptables", render.LEGACY_RULES_V6: "ip6tables"}
     arm: list = [
         StringCommand(guard.recover_pending()),
@@ -418,13 +444,12 @@ def firewall(settings: VpsSettings, tunnels: Sequence[VpsSettings] = ()):
     ]
     for path, candidate in candidates.items():
         arm.extend(_upload(files[path], candidate, mode="640"))
+    cleanup = " ".join(shlex.quote(c) for c in candidates.values())
     arm += [
         # A ruleset the kernel rejects changes nothing: not the files, not the live rules.
         StringCommand(
-            f"{{ iptables-restore -w --test --noflush < {shlex.quote(v4)} && "
-            f"ip6tables-restore -w --test --noflush < {shlex.quote(v6)}; }} || "
-            f"{{ echo 'the kernel rejected the new rules; nothing was changed' >&2; "
-            f"rm -f {cleanup}; exit 1; }}"
+            f"{{ {_firewall_check(candidates, nft)}; }} || {{ echo 'the kernel rejected the "
+            f"new rules; nothing was changed' >&2; rm -f {cleanup}; exit 1; }}"
         ),
         StringCommand(firewall_snapshot()),
         *_upload(
@@ -435,12 +460,88 @@ def firewall(settings: VpsSettings, tunnels: Sequence[VpsSettings] = ()):
             mode="700",
         ),
     ]
-    apply = [StringCommand("sh", shlex.quote(loader), shlex.quote(v4), shlex.quote(v6))]
-    apply += [StringCommand(legacy_rules_removal(restore_commands[p], p)) for p in legacy]
+    steps = [_firewall_load(candidates, nft)]
+    if nft:  # before the old chains go: never a moment with DROP and no accept in that table
+        steps.append(IPTABLES_POLICIES_ACCEPT)
+    if leaving:
+        steps.append(DROP_OWNED_IPTABLES if nft else DROP_OWNED_NFT)
+    steps += [legacy_rules_removal(restore_commands[p], p) for p in legacy]
+    # A load the kernel refuses after all: the previous rules at once, not when the timer fires.
+    apply = [
+        StringCommand(
+            "{ " + " && ".join(f"{{ {step}; }}" for step in steps) + "; } || { "
+            f"systemctl stop {shlex.quote(guard.unit)}.timer; sh {shlex.quote(guard.script)}; "
+            "echo 'loading the new rules failed: the previous ones are back' >&2; exit 1; }"
+        )
+    ]
     # Persisted only once a new connection got through: a reboot never loads unproven rules.
     persist = [f"mv -f {shlex.quote(c)} {shlex.quote(p)}" for p, c in candidates.items()]
     persist.append("chmod 644 " + " ".join(shlex.quote(p) for p in candidates))
+    persist += _firewall_persist(nft, leaving, include)
     if legacy:
         persist.append("rm -f " + " ".join(shlex.quote(p) for p in legacy))
-    persist.append(f"systemctl daemon-reload && systemctl enable --quiet {UNIT}")
     yield from _guarded(guard, arm, apply, then=persist)
+
+
+_CHECK_NS = "ipip6-check"
+
+
+def _firewall_check(candidates: dict[str, str], nft: bool) -> str:
+    """Shell that exits 0 only if the kernel takes the candidate rules."""
+    if nft:
+        return f"nft -c -f {shlex.quote(candidates[render.FIREWALL_NFT])}"
+    # Loaded for real into an empty network namespace: iptables-nft-restore --test passes a
+    # misspelled target or a jump to a missing chain; a load does not.
+    v4, v6, loader = (
+        shlex.quote(candidates[p])
+        for p in (render.FIREWALL_V4, render.FIREWALL_V6, render.FIREWALL_LOADER)
+    )
+    return (
+        f"ip netns del {_CHECK_NS} 2>/dev/null; ip netns add {_CHECK_NS} && "
+        f"ip netns exec {_CHECK_NS} sh {loader} {v4} {v6}; rc=$?; "
+        f"ip netns del {_CHECK_NS} 2>/dev/null; [ $rc = 0 ]"
+    )
+
+
+def _firewall_load(candidates: dict[str, str], nft: bool) -> str:
+    if nft:
+        return f"nft -f {shlex.quote(candidates[render.FIREWALL_NFT])}"
+    return " ".join(
+        shlex.quote(part)
+        for part in (
+            "sh",
+            candidates[render.FIREWALL_LOADER],
+            candidates[render.FIREWALL_V4],
+            candidates[render.FIREWALL_V6],
+        )
+    )
+
+
+_NFT_INCLUDE_COMMENT = "# pyinfra-ipip6: the deploy's table (table inet ipip6)"
+
+
+def _firewall_persist(nft: bool, leaving: list[str], include: bool) -> list[str]:
+    """After the proof: make the backend's rules the ones loaded at boot, and the other
+    backend's files (if any) go."""
+    conf = shlex.quote(render.NFTABLES_CONF)
+    out = []
+    if nft:
+        if not include:
+            lines = " ".join(shlex.quote(x) for x in ("", _NFT_INCLUDE_COMMENT, render.NFT_INCLUDE))
+            out.append(f"printf '%s\\n' {lines} >> {conf}")
+        out.append("systemctl enable --quiet nftables.service")
+        if leaving:
+            out += [
+                f"systemctl disable --quiet {UNIT}",
+                "rm -f " + " ".join(shlex.quote(p) for p in leaving),
+                "systemctl daemon-reload",
+            ]
+        return out
+    out.append(f"systemctl daemon-reload && systemctl enable --quiet {UNIT}")
+    if leaving:
+        out.append("rm -f " + " ".join(shlex.quote(p) for p in leaving))
+    if include:
+        for line in (_NFT_INCLUDE_COMMENT, render.NFT_INCLUDE):
+            pattern = shlex.quote("\\|^" + line + "$|d")
+            out.append(f"sed -i {pattern} {conf}")
+    return out

@@ -69,7 +69,12 @@ def test_saved_only_after_the_vps_pinged_home_through_the_tunnel(sims, tmp_path)
 
     assert run.ok, run
     # The VPS end first, then the router: applied, verified, saved.
-    assert run.operations()[-4:] == ["VPS: iptables rules", "VPS end deployed", TUNNEL_OP, SAVE_OP]
+    assert run.operations()[-4:] == [
+        "VPS: firewall (iptables)",
+        "VPS end deployed",
+        TUNNEL_OP,
+        SAVE_OP,
+    ]
     assert f"verified by traffic: {PING}: 3/3 replies" in run.output
     assert [line.split(">>> ")[1] for line in pings(run)] == [
         "ping -n -c 3 -i 0.5 -W 2 -I tun-home 192.168.100.1"

@@ -18,7 +18,7 @@ from ipip6.vps import render
 from lab.firewall import owned_rules_live, owned_rules_on_disk
 from lab.pyinfra_cli import run_pyinfra, write_inventory
 from tests.tcp_proxy import TcpProxy
-from tests.test_vps_vm import DATA
+from tests.test_vps_vm import DATA, assert_deployed
 from tests.test_vps_vm_safety import through_gate
 
 pytestmark = pytest.mark.vm
@@ -111,9 +111,9 @@ ip -n {WAN_NS} route add default via {WAN_VPS}
 """
 
 
-@pytest.fixture(scope="module")
-def vps(lab_vm, tmp_path_factory):
-    workdir = tmp_path_factory.mktemp("vps-firewall")
+def deployer(lab_vm, workdir):
+    """``deploy(*args, gate=None, **data)``: the pyinfra CLI on DATA plus ``data``, as root,
+    through ``gate`` when given."""
 
     def deploy(*args: str, gate: TcpProxy | None = None, **data):
         host_data = {**lab_vm.pyinfra_host_data(), **DATA, **data}
@@ -122,15 +122,38 @@ def vps(lab_vm, tmp_path_factory):
         inventory = write_inventory(workdir, {"vps": [("lab-vps", host_data)]})
         return run_pyinfra(inventory, *args)
 
-    yield deploy
+    return deploy
+
+
+def neighbours_down(lab_vm) -> None:
     lab_vm.ssh(
         f"docker rm -f web >/dev/null 2>&1; systemctl disable --now --quiet docker.socket "
         f"docker fail2ban containerd; ip netns del {WAN_NS} 2>/dev/null; "
         "ip link del lab-wan 2>/dev/null; true",
         timeout=120,
     )
+
+
+@pytest.fixture(scope="module")
+def vps(lab_vm, tmp_path_factory):
+    deploy = deployer(lab_vm, tmp_path_factory.mktemp("vps-firewall"))
+    yield deploy
+    neighbours_down(lab_vm)
     run = deploy()  # converged again for the next module
     assert run.returncode == 0, run.output
+
+
+class BootCheck:
+    """What tests.test_vps_vm.assert_deployed asks of its helper."""
+
+    def __init__(self, vm) -> None:
+        self.vm = vm
+
+    def sh(self, command: str) -> str:
+        return sh(self.vm, command)
+
+    def link(self, name: str = "tun-home") -> str:
+        return self.sh(f"ip -d link show dev {name}")
 
 
 def sh(vm, command: str, **kwargs) -> str:
@@ -145,6 +168,14 @@ def others(vm) -> list[str]:
             continue
         out.append(re.sub(r" \[[0-9:]*\]$", "", line))
     return out
+
+
+def bans(vm) -> str:
+    """fail2ban's bans in the kernel, wherever its action puts them: iptables-multiport (the
+    lab's jail on Debian 12) or its own nftables table (Debian 13's default action)."""
+    return sh(
+        vm, "iptables -S f2b-sshd 2>/dev/null; nft list table inet f2b-table 2>/dev/null; true"
+    )
 
 
 def canonical_rules(vm, v4: str, v6: str) -> list[str]:
@@ -185,6 +216,34 @@ def assert_owned_loaded(vm) -> None:
     for command, table, base, chain in render.FIREWALL_HOOKS:
         rules = sh(vm, f"{command} -t {table} -S {base}").splitlines()
         assert rules.count(f"-A {base} -j {chain}") == 1, (command, table, rules)
+
+
+def unproven_change_with_a_ban_meanwhile(vps, lab_vm):
+    """A change after which no new SSH connection gets through (a gate in front of the VM lets
+    the deploy's own connection through, no other), and a fail2ban ban made while the
+    unproven rules are live. Returns the run and the gate."""
+    lab_vm.ssh(
+        "nohup sh -c 'for i in $(seq 1 600); do systemctl is-active --quiet "
+        "ipip6-guard-firewall.timer && break; sleep 0.1; done; "
+        f"fail2ban-client set sshd banip {BANNED[1]}' >/dev/null 2>&1 &"
+    )
+    gate = TcpProxy(lab_vm.ssh_port, allow=1)
+    try:
+        return vps(gate=gate, firewall_allow_tcp=[8081], rollback_after_seconds=30), gate
+    finally:
+        gate.close()
+
+
+def reboot_with_neighbours(lab_vm) -> None:
+    """Reboot with Docker and fail2ban enabled; back once the container runs and the ban is
+    restored (they come up after SSH)."""
+    lab_vm.ssh("systemctl enable --quiet docker fail2ban")
+    lab_vm.reboot()
+    for _ in range(120):
+        up = lab_vm.ssh("docker ps --format '{{.Names}}'", check=False)
+        if "web" in up.stdout and BANNED[0] in bans(lab_vm):
+            return
+        time.sleep(1)
 
 
 def test_an_earlier_release_is_moved_to_its_own_chains_keeping_docker_and_fail2ban(vps, lab_vm):
@@ -245,24 +304,46 @@ def test_a_changed_deploy_keeps_docker_and_fail2ban(vps, lab_vm):
     assert_neighbours_intact(lab_vm, before)
 
 
+def state_of_the_firewall(vm) -> str:
+    """The deploy's files (candidates too) and every live rule, counters aside."""
+    return sh(
+        vm,
+        "ls /etc/ipip6 /etc/iptables 2>&1; sha256sum /etc/ipip6/* 2>/dev/null; "
+        "{ iptables-save; ip6tables-save; nft list ruleset; } | grep -v '^#' | "
+        "sed 's/ \\[[0-9:]*\\]$//; s/packets [0-9]* bytes [0-9]*//'",
+    )
+
+
+def test_a_rule_the_kernel_refuses_changes_nothing(vps, lab_vm):
+    """Valid on paper, refused by the kernel (a misspelled target, which iptables-nft's
+    --test would pass): nothing loaded, nothing written, nothing left behind."""
+    before = state_of_the_firewall(lab_vm)
+    run = vps(firewall_extra_rules=["-A IPIP6-INPUT -p udp -m udp --dport 51820 -j ACCPET"])
+    assert run.returncode != 0
+    assert "the kernel rejected the new rules; nothing was changed" in run.output
+    assert state_of_the_firewall(lab_vm) == before
+
+
 def test_a_rollback_restores_the_deploys_part_only(vps, lab_vm):
     """No new SSH connection after the change: the deploy's chains come back as they were,
     and a ban fail2ban made while the unproven rules were live stays."""
-    before_owned, before_others = owned_rules_live(lab_vm), others(lab_vm)
-    # A ban in the middle of the change: as soon as the guard is armed.
-    lab_vm.ssh(
-        "nohup sh -c 'for i in $(seq 1 600); do systemctl is-active --quiet "
-        "ipip6-guard-firewall.timer && break; sleep 0.1; done; "
-        f"fail2ban-client set sshd banip {BANNED[1]}' >/dev/null 2>&1 &"
-    )
-    gate = TcpProxy(lab_vm.ssh_port, allow=1)
-    try:
-        run = vps(gate=gate, firewall_allow_tcp=[8081], rollback_after_seconds=30)
-    finally:
-        gate.close()
+    # (The second ban may be there from an earlier module: fail2ban keeps its bans.)
+    before_owned = owned_rules_live(lab_vm)
+    before_others = [r for r in others(lab_vm) if BANNED[1] not in r]
+    run, gate = unproven_change_with_a_ban_meanwhile(vps, lab_vm)
     assert run.returncode != 0
+    assert gate.refused >= 1
+    assert "no new SSH connection could be opened after the firewall change" in run.output
     assert "rolled back to the previous state" in run.output
+    assert "Traceback" not in run.output
+    timer = sh(lab_vm, "systemctl is-active ipip6-guard-firewall.timer || true").strip()
+    assert timer in ("inactive", "failed", "unknown")
     assert owned_rules_live(lab_vm) == before_owned
+    assert sh(lab_vm, "ls /etc/ipip6").split() == [
+        "firewall-load",
+        "firewall.v4",
+        "firewall.v6",
+    ]  # no candidate left
     bans = sh(lab_vm, "iptables -S f2b-sshd")
     assert f"-s {BANNED[1]}/32" in bans and f"-s {BANNED[0]}/32" in bans
     after = [r for r in others(lab_vm) if BANNED[1] not in r]
@@ -272,15 +353,11 @@ def test_a_rollback_restores_the_deploys_part_only(vps, lab_vm):
 
 
 def test_at_boot_the_chains_come_first_and_docker_and_fail2ban_add_theirs(vps, lab_vm):
-    lab_vm.ssh("systemctl enable --quiet docker fail2ban")
-    lab_vm.reboot()
-    for _ in range(120):  # Docker and fail2ban come up after SSH
-        up = lab_vm.ssh(
-            "docker ps --format '{{.Names}}'; iptables -S f2b-sshd 2>/dev/null", check=False
-        )
-        if "web" in up.stdout and BANNED[0] in up.stdout:
-            break
-        time.sleep(1)
+    """The session's reboot of the deployed VPS (test_vps_vm.py's deploy, this module's
+    neighbours): everything comes back, the chains before Docker and fail2ban."""
+    reboot_with_neighbours(lab_vm)
+    # Everything the deploy placed is back (the tunnel and its routes, sysctls, the chains).
+    assert_deployed(BootCheck(lab_vm))
     assert sh(lab_vm, "systemctl is-active ipip6-firewall.service").strip() == "active"
     order = sh(
         lab_vm,

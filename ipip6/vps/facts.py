@@ -15,6 +15,7 @@ _MISSING = "ipip6-missing"
 _OWNED = "ipip6-owned"
 _PENDING = "ipip6-pending"
 _HEADED = "ipip6-headed"
+_LINE = "ipip6-line-found"
 #: How every file this project writes starts (ipip6.vps.render.HEADER).
 _HEADER = "# Managed by pyinfra-ipip6"
 
@@ -22,17 +23,18 @@ _HEADER = "# Managed by pyinfra-ipip6"
 class ManagedFiles(FactBase):
     """SHA-256 of each given path (``None`` when absent), which files match ``owned_globs``,
     which of the ``timers`` (systemd timer units) are armed, and which of the ``headed`` paths
-    start with this project's header (they were written by it).
+    start with this project's header (they were written by it), and whether ``line_in``'s
+    file (path, line) holds that exact line.
 
     Returns ``{"sums": {path: sha256 | None}, "owned": [path, ...], "pending": [unit, ...],
-    "headed": [path, ...]}``.
+    "headed": [path, ...], "line_found": bool}``.
     The globs find files this project placed earlier under other names (a renamed tunnel), so
     they can be removed; an armed rollback timer means an earlier run died unconfirmed.
     """
 
     @staticmethod
     def default() -> dict:
-        return {"sums": {}, "owned": [], "pending": [], "headed": []}
+        return {"sums": {}, "owned": [], "pending": [], "headed": [], "line_found": False}
 
     def command(
         self,
@@ -40,6 +42,7 @@ class ManagedFiles(FactBase):
         owned_globs: Iterable[str] = (),
         timers: Iterable[str] = (),
         headed: Iterable[str] = (),
+        line_in: tuple[str, str] | None = None,
     ) -> str:
         quoted = " ".join(shlex.quote(p) for p in paths)
         # Globs are ours (fixed prefixes + validated names): left unquoted on purpose.
@@ -54,6 +57,9 @@ class ManagedFiles(FactBase):
             quoted = shlex.quote(path)
             mark = f"grep -q '^{_HEADER}' && echo {_HEADED} {quoted}"
             script += f"; head -n 1 {quoted} 2>/dev/null | {mark}"
+        if line_in is not None:
+            path, line = (shlex.quote(x) for x in line_in)
+            script += f"; grep -qxF {line} {path} 2>/dev/null && echo {_LINE}"
         for unit in timers:
             quoted = shlex.quote(unit)
             script += f"; systemctl is-active --quiet {quoted}.timer && echo {_PENDING} {quoted}"
@@ -64,6 +70,7 @@ class ManagedFiles(FactBase):
         owned: list[str] = []
         pending: list[str] = []
         headed: list[str] = []
+        line_found = False
         for line in output:
             head, _, path = line.partition(" ")
             if head == _MISSING:
@@ -74,10 +81,18 @@ class ManagedFiles(FactBase):
                 pending.append(path)
             elif head == _HEADED:
                 headed.append(path)
+            elif head == _LINE:
+                line_found = True
             elif path:
                 # sha256sum prints "<sum>  <path>": two spaces, the partition kept one.
                 sums[path.lstrip(" ")] = head
-        return {"sums": sums, "owned": owned, "pending": pending, "headed": headed}
+        return {
+            "sums": sums,
+            "owned": owned,
+            "pending": pending,
+            "headed": headed,
+            "line_found": line_found,
+        }
 
 
 class DebPackagesAndUfw(FactBase):

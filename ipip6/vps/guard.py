@@ -100,20 +100,40 @@ _DROP_OWNED = (
 )
 
 
+#: Removes the deploy's iptables chains and the jumps to them, nothing else.
+DROP_OWNED_IPTABLES = (
+    f"{_DROP_OWNED}; drop_owned iptables filter nat mangle; drop_owned ip6tables filter; true"
+)
+#: With the nftables backend the deploy's table holds the DROP policy: the iptables filter
+#: chains' policies go back to ACCEPT (the iptables layout set them to DROP; Docker sets FORWARD
+#: to DROP when it had to turn forwarding on itself), or they would drop the home's traffic
+#: whatever the table accepts. A rollback puts them back as they were.
+IPTABLES_POLICIES_ACCEPT = (
+    "for c in iptables ip6tables; do command -v $c >/dev/null 2>&1 || continue; "
+    'for chain in INPUT FORWARD; do $c -w -S $chain 2>/dev/null | grep -qx -- "-P $chain DROP" '
+    "&& $c -w -P $chain ACCEPT; done; done; true"
+)
+#: Removes the deploy's nftables table (none, or no nft: nothing to do).
+DROP_OWNED_NFT = (
+    "if command -v nft >/dev/null 2>&1; then nft delete table inet ipip6 2>/dev/null; fi; true"
+)
+
+
 def firewall_restore_script(
     candidates: Iterable[str], legacy: Iterable[tuple[str, str]] = ()
 ) -> str:
-    """Put back the deploy's part of the rules as it was live before (saved beside the script):
-    its chains and jumps go, the saved ones come back; other chains are not touched. ``legacy``
-    ((restore command, file) pairs): an earlier release's whole-ruleset files this change
-    replaces; their rules are appended again. The candidates are dropped."""
+    """Put back the deploy's part of the rules as it was live before (saved beside the script),
+    whichever backend held it: its chains, jumps and table go, the saved ones come back; other
+    chains and tables are not touched. ``legacy`` ((restore command, file) pairs): an earlier
+    release's whole-ruleset files this change replaces; their rules are appended again. The
+    candidates are dropped."""
     return _script(
         [
-            _DROP_OWNED,
-            "drop_owned iptables filter nat mangle",
-            "drop_owned ip6tables filter",
+            DROP_OWNED_IPTABLES,
+            DROP_OWNED_NFT,
             f"iptables-restore -w --noflush < {GUARD_DIR}/firewall.v4",
             f"ip6tables-restore -w --noflush < {GUARD_DIR}/firewall.v6",
+            f"[ -s {GUARD_DIR}/firewall.nft ] && nft -f {GUARD_DIR}/firewall.nft",
             *(f"{command} -w --noflush < {shlex.quote(path)}" for command, path in legacy),
             "rm -f " + " ".join(shlex.quote(c) for c in candidates),
             "logger -t pyinfra-ipip6 'firewall change not confirmed: previous rules restored'",
@@ -122,10 +142,13 @@ def firewall_restore_script(
 
 
 def firewall_snapshot() -> str:
-    """Keep the deploy's part of the live rules as the rollback copy."""
+    """Keep the deploy's part of the live rules as the rollback copy: its iptables chains and
+    its nftables table, whichever are there."""
     return (
         f"iptables-save | {_OWNED_PART} > {GUARD_DIR}/firewall.v4 && "
-        f"ip6tables-save | {_OWNED_PART} > {GUARD_DIR}/firewall.v6"
+        f"ip6tables-save | {_OWNED_PART} > {GUARD_DIR}/firewall.v6 && "
+        f"{{ if command -v nft >/dev/null 2>&1; then nft list table inet ipip6 2>/dev/null; fi; "
+        f"true; }} > {GUARD_DIR}/firewall.nft"
     )
 
 

@@ -12,7 +12,13 @@ from pathlib import Path
 import jinja2
 
 from ipip6 import safe_text
-from ipip6.settings import EXTRA_RULE_CHAINS, PortForward, VpsSettings, home_tunnel_of
+from ipip6.settings import (
+    EXTRA_NFT_CHAINS,
+    EXTRA_RULE_CHAINS,
+    PortForward,
+    VpsSettings,
+    home_tunnel_of,
+)
 
 TEMPLATES = Path(__file__).resolve().parents[2] / "files"
 
@@ -32,6 +38,10 @@ FIREWALL_DIR = "/etc/ipip6"
 FIREWALL_V4 = f"{FIREWALL_DIR}/firewall.v4"
 FIREWALL_V6 = f"{FIREWALL_DIR}/firewall.v6"
 FIREWALL_LOADER = f"{FIREWALL_DIR}/firewall-load"
+FIREWALL_NFT = f"{FIREWALL_DIR}/firewall.nft"
+#: The line /etc/nftables.conf gets so that nftables.service loads the deploy's table.
+NFTABLES_CONF = "/etc/nftables.conf"
+NFT_INCLUDE = f'include "{FIREWALL_NFT}"'
 FIREWALL_UNIT = "ipip6-firewall.service"
 FIREWALL_UNIT_FILE = f"/etc/systemd/system/{FIREWALL_UNIT}"
 #: Each owned chain and the base chain that jumps to it: (command, table, base chain, chain).
@@ -60,7 +70,11 @@ OWNED_FILES = (
     FIREWALL_V6,
     FIREWALL_LOADER,
     FIREWALL_UNIT_FILE,
+    FIREWALL_NFT,
 )
+#: The files of each firewall backend.
+IPTABLES_FILES = (FIREWALL_V4, FIREWALL_V6, FIREWALL_LOADER, FIREWALL_UNIT_FILE)
+NFTABLES_FILES = (FIREWALL_NFT,)
 
 
 class RuleLine(str):
@@ -181,6 +195,15 @@ def _extra_rules(settings: VpsSettings, family: str) -> dict[str, list[RuleLine]
     return out
 
 
+def _extra_nft_rules(settings: VpsSettings) -> dict[str, list[RuleLine]]:
+    """The user's nft statements per chain of the deploy's table (the chain word dropped)."""
+    out: dict[str, list[RuleLine]] = {chain: [] for chain in EXTRA_NFT_CHAINS}
+    for rule in settings.firewall_extra_rules:
+        chain, _, statement = rule.partition(" ")
+        out[chain].append(RuleLine(statement))
+    return out
+
+
 def _forwards(settings: VpsSettings, tunnels: Sequence[VpsSettings]) -> list:
     """Each port forward with the tunnel it goes into (validation found one for each)."""
     return [(f, home_tunnel_of(f.to, tunnels)) for f in settings.port_forwards]
@@ -194,6 +217,16 @@ def _public_ports(forward: PortForward) -> str:
 def _home_ports(forward: PortForward) -> str:
     port = forward.target_port
     return str(port) if port is not None else _public_ports(forward)
+
+
+def _nft_public_ports(forward: PortForward) -> str:
+    first, last = forward.port
+    return str(first) if first == last else f"{first}-{last}"
+
+
+def _nft_home_ports(forward: PortForward) -> str:
+    port = forward.target_port
+    return str(port) if port is not None else _nft_public_ports(forward)
 
 
 def _destination(forward: PortForward) -> str:
@@ -238,8 +271,25 @@ def render_firewall_unit(settings: VpsSettings) -> str:
     return _render("ipip6-firewall.service.j2", settings, loader=FIREWALL_LOADER)
 
 
+def render_firewall_nft(settings: VpsSettings, tunnels: Sequence[VpsSettings] = ()) -> str:
+    """The deploy's nftables table (``table inet ipip6``) for every tunnel the VPS carries."""
+    tunnels = list(tunnels or (settings,))
+    return _render(
+        "firewall.nft.j2",
+        settings,
+        tunnels=tunnels,
+        extra=_extra_nft_rules(settings),
+        forwards=_forwards(settings, tunnels),
+        nft_public_ports=_nft_public_ports,
+        nft_home_ports=_nft_home_ports,
+        destination=_destination,
+    )
+
+
 def render_firewall(settings: VpsSettings, tunnels: Sequence[VpsSettings] = ()) -> dict[str, str]:
-    """Every file of the firewall: path → content."""
+    """Every file of the firewall, for the settings' backend: path → content."""
+    if settings.firewall_backend == "nftables":
+        return {FIREWALL_NFT: render_firewall_nft(settings, tunnels)}
     return {
         FIREWALL_V4: render_firewall_v4(settings, tunnels),
         FIREWALL_V6: render_firewall_v6(settings, tunnels),
