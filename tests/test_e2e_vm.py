@@ -174,38 +174,64 @@ def test_second_run_changes_nothing_on_either_end(lab):
     assert lab.vps_snapshot() == before  # same files, rules, and the very same link
 
 
-def test_a_port_forward_is_answered_by_home_from_the_internet_and_from_home(lab):
-    """A home service published on the VPS's address: the internet host reaches it (and is
-    seen with its own address); a home host reaches it by the public address too (hairpin:
-    the answer comes back through the VPS)."""
-    home = lab.net.home_host
+def ask_forward(lab, ns: str, port: int = 8443) -> str:
+    """What a client in namespace ``ns`` gets from the VPS's public address and ``port``."""
+    return lab.vps_sh(
+        f"ip netns exec {ns} socat -T 5 - TCP:{VPS_UPLINK_IPV4}:{port},connect-timeout=5 "
+        "</dev/null 2>&1 || true"
+    ).strip()
+
+
+def assert_forward_answers(lab) -> None:
+    assert ask_forward(lab, "inet") == f"answered-by-home from {INTERNET_HOST}"
+    assert ask_forward(lab, "home") == f"answered-by-home from {VPS_INNER}"  # hairpin
+    # Only that port: another one on the VPS's address goes nowhere near home.
+    assert "answered-by-home" not in ask_forward(lab, "inet", port=8000)
+
+
+@pytest.fixture
+def home_service(lab):
+    """A service on the home host's port 8000 that says who asked."""
     lab.vps_sh(
         "ip netns exec home nohup socat TCP-LISTEN:8000,fork,reuseaddr "
         "SYSTEM:'echo answered-by-home from $SOCAT_PEERADDR' >/dev/null 2>&1 &"
     )
+    yield
+    lab.vps_sh("pkill -f 'TCP-LISTE[N]:8000' || true")  # [N]: not pkill's own shell
+
+
+def test_a_port_forward_is_answered_by_home_from_the_internet_and_from_home(lab, home_service):
+    """A home service published on the VPS's address: the internet host reaches it (and is
+    seen with its own address); a home host reaches it by the public address too (hairpin:
+    the answer comes back through the VPS)."""
+    home = lab.net.home_host
+    # The forward stays in the data for the rest of the module: its no-op and reboot too.
     lab.vps_data = {"port_forwards": [{"proto": "tcp", "port": 8443, "to": home, "to_port": 8000}]}
+    run = lab.deploy()
+    assert run.ok, run
+    assert run.changed(VPS_HOST) == ["VPS: firewall (iptables)"]
+    assert run.changed(ROUTER_HOST) == []
+    assert_forward_answers(lab)
+
+
+def test_the_nftables_backend_carries_the_home_and_its_port_forward(lab, home_service):
+    """The same VPS on firewall_backend nftables: the home's traffic through the tunnel (NATed,
+    MSS clamped by the table) and the port forward, then back to iptables."""
+    lab.vps_data = {**lab.vps_data, "firewall_backend": "nftables"}
     try:
         run = lab.deploy()
         assert run.ok, run
-        assert run.changed(VPS_HOST) == ["VPS: firewall (iptables)"]
-        assert run.changed(ROUTER_HOST) == []
-
-        def ask(ns: str) -> str:
-            return lab.vps_sh(
-                f"ip netns exec {ns} socat -T 5 - TCP:{VPS_UPLINK_IPV4}:8443,connect-timeout=5 "
-                "</dev/null 2>&1 || true"
-            ).strip()
-
-        assert ask("inet") == f"answered-by-home from {INTERNET_HOST}"
-        assert ask("home") == f"answered-by-home from {VPS_INNER}"  # hairpin
-        # Only that port: another one on the VPS's address goes nowhere near home.
-        assert "answered-by-home" not in lab.vps_sh(
-            f"ip netns exec inet socat -T 2 - TCP:{VPS_UPLINK_IPV4}:8000,connect-timeout=2 "
-            "</dev/null 2>&1 || true"
-        )
+        assert run.changed(VPS_HOST) == ["VPS: firewall (nftables)"]
+        assert "IPIP6" not in lab.vps_sh("iptables-save")
+        check = lab.traffic(size=1 << 20)
+        assert_passes(check)
+        assert check.transfer.source_seen == VPS_UPLINK_IPV4
+        assert_forward_answers(lab)
     finally:
-        lab.vps_sh("pkill -f 'TCP-LISTEN:8000' || true")
-    # The forward stays in the data for the rest of the module: its no-op and reboot too.
+        lab.vps_data = {k: v for k, v in lab.vps_data.items() if k != "firewall_backend"}
+    run = lab.deploy()
+    assert run.ok, run
+    assert lab.vps_sh("nft list table inet ipip6 2>&1 || true").startswith("Error")
 
 
 def test_trap_reproduced_then_defeated_by_the_deploy(lab):

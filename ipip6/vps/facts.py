@@ -22,9 +22,9 @@ _HEADER = "# Managed by pyinfra-ipip6"
 
 class ManagedFiles(FactBase):
     """SHA-256 of each given path (``None`` when absent), which files match ``owned_globs``,
-    which of the ``timers`` (systemd timer units) are armed, and which of the ``headed`` paths
-    start with this project's header (they were written by it), and whether ``line_in``'s
-    file (path, line) holds that exact line.
+    which of the ``timers`` (systemd timer units) are armed, which of the ``headed`` paths
+    start with this project's header (written by it), and whether the file of ``line_in``
+    (path, line) holds that line as a whole line.
 
     Returns ``{"sums": {path: sha256 | None}, "owned": [path, ...], "pending": [unit, ...],
     "headed": [path, ...], "line_found": bool}``.
