@@ -417,7 +417,9 @@ def firewall(settings: VpsSettings, tunnels: Sequence[VpsSettings] = ()):
     leaving = [path for path in other if found["sums"].get(path) is not None]
     legacy = [path for path in legacy_files if path in found["headed"]]
     include = found["line_found"]
-    if not changed and not leaving and not legacy and include == nft:
+    # Beyond the backend's own files: another layout to take down, or the include to mend.
+    relayout = bool(leaving or legacy) or include != nft
+    if not changed and not relayout:
         host.noop(f"firewall ({settings.firewall_backend}) is up to date")
         return
     for path in changed:
@@ -429,7 +431,7 @@ def firewall(settings: VpsSettings, tunnels: Sequence[VpsSettings] = ()):
     if include != nft:
         verb = "add" if nft else "remove"
         host.log(f"Will {verb} `{render.NFT_INCLUDE}` in {render.NFTABLES_CONF}", logger.info)
-    if changed == [render.FIREWALL_UNIT_FILE] and not leaving and not legacy and include == nft:
+    if changed == [render.FIREWALL_UNIT_FILE] and not relayout:
         # Only the unit changed: nothing to load, nothing that could cut the VPS off.
         yield from _upload(files[render.FIREWALL_UNIT_FILE], render.FIREWALL_UNIT_FILE)
         yield StringCommand(f"systemctl daemon-reload && systemctl enable --quiet {UNIT}")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import jinja2
@@ -209,24 +210,16 @@ def _forwards(settings: VpsSettings, tunnels: Sequence[VpsSettings]) -> list:
     return [(f, home_tunnel_of(f.to, tunnels)) for f in settings.port_forwards]
 
 
-def _public_ports(forward: PortForward) -> str:
+def _public_ports(forward: PortForward, sep: str = ":") -> str:
+    """The public port or range, its ends joined by ``sep`` (iptables ':', nft '-')."""
     first, last = forward.port
-    return str(first) if first == last else f"{first}:{last}"
+    return str(first) if first == last else f"{first}{sep}{last}"
 
 
-def _home_ports(forward: PortForward) -> str:
+def _home_ports(forward: PortForward, sep: str = ":") -> str:
+    """The home port(s) after the DNAT: ``to_port``, else the public ones."""
     port = forward.target_port
-    return str(port) if port is not None else _public_ports(forward)
-
-
-def _nft_public_ports(forward: PortForward) -> str:
-    first, last = forward.port
-    return str(first) if first == last else f"{first}-{last}"
-
-
-def _nft_home_ports(forward: PortForward) -> str:
-    port = forward.target_port
-    return str(port) if port is not None else _nft_public_ports(forward)
+    return str(port) if port is not None else _public_ports(forward, sep)
 
 
 def _destination(forward: PortForward) -> str:
@@ -280,8 +273,8 @@ def render_firewall_nft(settings: VpsSettings, tunnels: Sequence[VpsSettings] = 
         tunnels=tunnels,
         extra=_extra_nft_rules(settings),
         forwards=_forwards(settings, tunnels),
-        nft_public_ports=_nft_public_ports,
-        nft_home_ports=_nft_home_ports,
+        nft_public_ports=partial(_public_ports, sep="-"),
+        nft_home_ports=partial(_home_ports, sep="-"),
         destination=_destination,
     )
 
