@@ -22,8 +22,9 @@ lint: venv
 # Everything: unit tests, the RTX simulator over real SSH, the QEMU lab VM.
 test: venv lint
 	$(PY) -m lab.host_packages
-	$(PY) -m pytest -v -ra --durations=25
-	@# The nftables backend on Debian 13 as well: a VM of its own, for that module only.
+	@# The nftables module runs on Debian 13 only (its default firewall); on Debian 12 the
+	@# end-to-end module carries the home's traffic through the nftables backend.
+	$(PY) -m pytest -v -ra --durations=25 --ignore=tests/test_vps_vm_nftables.py
 	IPIP6_LAB_SUITE=trixie $(PY) -m pytest -v -ra --durations=10 tests/test_vps_vm_nftables.py
 
 # The whole tunnel in a local lab: VM (the VPS) + RTX simulator (the router), deploy, traffic.

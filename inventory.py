@@ -16,7 +16,7 @@ vps = [
 ]
 
 # The home router: a YAMAHA RTX (RTX1200, RTX810/830, RTX1210/1220, NVR510) reached over SSH
-# from this machine, usually at its LAN address. See README.md "Router" to enable SSH on it.
+# from this machine, usually at its LAN address. See README.md "The router" to enable SSH on it.
 rtx = [
     (
         "@rtx/192.0.2.1",  # the router's LAN address

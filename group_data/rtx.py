@@ -7,7 +7,8 @@
 # rtx_tunnel_number = 2
 
 # Before the router saves a change, the VPS pings this home address through the tunnel; no
-# reply rolls the change back. "auto": the router's own LAN address inside home_networks.
+# reply rolls the change back. "auto": the router's inner address (tunnel_inner_network), else
+# its own LAN address inside home_networks.
 # rtx_verify_ping = "192.168.100.1"
 
 # The VPS end of this router's tunnel is set up by hand or by another deploy, not in

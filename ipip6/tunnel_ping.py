@@ -80,6 +80,7 @@ class PingOutcome:
     sent: int
     received: int
     detail: str  # the last line of error output, if any (e.g. "Network is unreachable")
+    rtt_ms: float | None = None  # the average round trip, when replies came
 
     @property
     def ok(self) -> bool:
@@ -91,6 +92,9 @@ class PingOutcome:
 
 
 _STATS = re.compile(r"(\d+) packets transmitted, (\d+) (?:packets )?received")
+# iputils: "rtt min/avg/max/mdev = 0.061/0.082/0.110/0.019 ms"; busybox: "round-trip
+# min/avg/max = 0.061/0.082/0.110 ms".
+_RTT = re.compile(r"min/avg/max\S* = [\d.]+/([\d.]+)/")
 
 
 def parse_ping(stdout: str, stderr: str = "") -> PingOutcome:
@@ -103,4 +107,5 @@ def parse_ping(stdout: str, stderr: str = "") -> PingOutcome:
     detail = errors[-1] if errors else ""
     if not m:
         return PingOutcome(PING_COUNT, 0, detail or "no ping summary in the output")
-    return PingOutcome(int(m[1]), int(m[2]), detail)
+    rtt = _RTT.search(stdout)
+    return PingOutcome(int(m[1]), int(m[2]), detail, float(rtt[1]) if rtt else None)

@@ -14,7 +14,9 @@
 8. a second run changes nothing; the blog's EncapsulationLimit trap is reproduced (the home
    stays online by PPPoE) and the deploy repairs it; after a reboot of both ends the traffic
    passes without a deploy;
-9. a summary; everything is torn down (also on failure and Ctrl-C).
+9. the health check (``check.py``) reads both ends and finds nothing wrong;
+10. a summary, ending with the health check's table; everything is torn down (also on failure
+    and Ctrl-C).
 
 Usage: ``python -m lab.demo [--suite bookworm|bullseye|trixie] [--no-reboot] [--keep-logs]``.
 """
@@ -108,7 +110,7 @@ def traffic_line(c: TrafficCheck) -> str:
 
 
 def run_demo(args: argparse.Namespace, state: dict) -> dict:
-    steps = Steps(total=12 if args.reboot else 11)
+    steps = Steps(total=13 if args.reboot else 12)
     facts: dict = {}
 
     steps("Host packages (QEMU, qemu-utils, mmdebstrap; apt-get only when missing)")
@@ -277,6 +279,18 @@ def run_demo(args: argparse.Namespace, state: dict) -> dict:
         facts["rebooted"] = rebooted
         ok(f"after the reboot ({facts['reboot_s']:.0f} s): {traffic_line(rebooted)}")
 
+    steps("Health check: pyinfra inventory.py check.py (reads both ends, changes nothing)")
+    mark, saved = lab.router_log_mark(), lab.router_config()
+    health = lab.check()
+    if health.returncode != 0 or "--> Health check:" not in health.stderr:
+        raise DemoFailure(f"the health check found a problem:\n{health}")
+    if lab.router_config_commands(mark) or lab.router_config() != saved:
+        raise DemoFailure("the health check sent the router a config line")
+    facts["health"] = health.stderr[health.stderr.index("--> Health check:") :].split(
+        "\n--> Results", 1
+    )[0]
+    ok(f"every check holds ({health.seconds:.0f} s); the table ends this demo")
+
     steps("Summary")
     facts["total"] = steps.elapsed()
     return facts
@@ -326,6 +340,10 @@ def summary(facts: dict) -> None:
     for key, value in rows:
         say(f"    {key:<{width}}  {value}")
     say(f"\n{GREEN}{BOLD}The demo passed{RESET} in {facts['total']}.")
+    # What a user runs every day: the health check's own table, as it printed it.
+    say(f"\n{BOLD}pyinfra inventory.py check.py{RESET}")
+    for line in facts["health"].splitlines()[1:]:
+        say(f"    {line}" if line else "")
 
 
 def teardown(state: dict) -> None:

@@ -332,6 +332,11 @@ class E2ELab:
                 sim.stop()
 
     # --- the deploy -----------------------------------------------------------------------------
+    def inventory_data(self) -> dict:
+        """The VPS's data as :meth:`inventory` writes it."""
+        vps = {**self.vm.pyinfra_host_data(), **SHARED_DATA, "uplink_interface": VPS_UPLINK}
+        return {**vps, **self.vps_data}
+
     def inventory(self, **vps_data) -> Path:
         vps = {**self.vm.pyinfra_host_data(), **SHARED_DATA, "uplink_interface": VPS_UPLINK}
         vps.update(self.vps_data)
@@ -371,6 +376,10 @@ class E2ELab:
         ``echo`` receives pyinfra's progress lines as they come (for the demo).
         """
         return run_pyinfra(self.inventory(), *args, echo=echo, timeout=timeout)
+
+    def check(self, *args: str, timeout: float = 300) -> DeployRun:
+        """The health check, ``pyinfra INVENTORY check.py -y --json ARGS``, like a user."""
+        return run_pyinfra(self.inventory(), *args, target="check.py", timeout=timeout)
 
     # --- the VPS --------------------------------------------------------------------------------
     def vps_sh(self, command: str, **kwargs) -> str:

@@ -53,6 +53,15 @@ from operations.diff import show_diff
 REQUIRED_PACKAGES = ("iptables", "kmod", "iproute2", "iputils-ping")
 UNIT = shlex.quote(render.FIREWALL_UNIT)
 
+
+def required_packages(settings: VpsSettings) -> list[str]:
+    """What this VPS needs installed (nftables too with that backend)."""
+    return [
+        *REQUIRED_PACKAGES,
+        *(["nftables"] if settings.firewall_backend == "nftables" else []),
+    ]
+
+
 _RETRY_PAUSE = 2.0
 
 
@@ -211,10 +220,7 @@ def packages(settings: VpsSettings):
 
         vps.packages(settings=TunnelInventory.of(state).vps_settings(host.name))
     """
-    required = [
-        *REQUIRED_PACKAGES,
-        *(["nftables"] if settings.firewall_backend == "nftables" else []),
-    ]
+    required = required_packages(settings)
     state = host.get_fact(DebPackagesAndUfw, packages=required)
     missing = [name for name in required if not state["installed"].get(name)]
     disable_ufw = state["ufw_active"] and settings.replace_ufw

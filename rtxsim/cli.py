@@ -91,6 +91,11 @@ class Device:
         self.tunnel_down = tunnel_down
         #: Other firmware: `show status tunnel N` prints these lines instead.
         self.tunnel_status_text: list[str] | None = None
+        #: Addresses the interfaces learned (an ISP's RA on lan2), beside the configured ones;
+        #: ``{"lan2": "2001:db8:201::1/64"}``. A renumbered IPoE line changes them.
+        self.learned_ipv6: dict[str, str] = {}
+        #: Other firmware: `show ipv6 address` prints these lines instead.
+        self.ipv6_address_text: list[str] | None = None
         self.dirty_on_console_commands = dirty_on_console_commands
         self.dirty_on_same_value = dirty_on_same_value
         self.user_console_commands_change_config = user_console_commands_change_config
@@ -301,6 +306,33 @@ class Device:
                 "               (IPv6) 0 packets [0 octets]",
             ]
         return lines
+
+    def ipv6_address_lines(self) -> list[str]:
+        """``show ipv6 address`` (a layout modelled on the router's: per interface, its state,
+        then its addresses with their kind): configured ``ipv6 lanN address`` lines, learned
+        ones, and each LAN's link-local address from its MAC."""
+        if self.ipv6_address_text is not None:
+            return list(self.ipv6_address_text)
+        with self.lock:
+            configured: dict[str, list[str]] = {}
+            for line in self.running.lines():
+                m = re.fullmatch(r"ipv6 (lan\d+) address (\S+/\d+)", line)
+                if m:
+                    configured.setdefault(m[1], []).append(m[2])
+        out = []
+        for i, mac in enumerate(self.profile.macs[: self.profile.lan_count], start=1):
+            lan = f"lan{i}"
+            octets = [int(x, 16) for x in mac.split(":")]
+            octets[0] ^= 2
+            eui = octets[:3] + [0xFF, 0xFE] + octets[3:]
+            groups = [f"{eui[j] << 8 | eui[j + 1]:x}" for j in range(0, 8, 2)]
+            out.append(f"{lan.upper()} scope-id {i} [up]")
+            for address in configured.get(lan, []):
+                out.append(f"  global     {address}")
+            if lan in self.learned_ipv6:
+                out.append(f"  global     {self.learned_ipv6[lan]} (RA)")
+            out.append(f"  link-local fe80::{':'.join(groups)}/64")
+        return out
 
     def environment_lines(self) -> list[str]:
         p = self.profile
@@ -664,6 +696,9 @@ class CliSession:
                     int(rest[1]), japanese=messages.CHARSETS[self.charset][0] == "ja"
                 )
             )
+            return
+        if what == "ipv6" and rest == ["address"]:
+            self._show(dev.ipv6_address_lines())
             return
         if what == "environment":
             if rest:

@@ -174,6 +174,93 @@ def test_second_run_changes_nothing_on_either_end(lab):
     assert lab.vps_snapshot() == before  # same files, rules, and the very same link
 
 
+# What the health check may send the router besides `show …`: its session's console set-up.
+CHECK_SESSION = {"console lines infinity", "console columns 200", "administrator", "exit"}
+
+
+def wrong_checks(run) -> list[str]:
+    """The checks that failed, by operation name, from pyinfra's own --json."""
+    return sorted(op["name"] for op in run.results["results"]["operations"] if op["error"])
+
+
+def health_table(run) -> str:
+    return run.stderr[run.stderr.index("--> Health check:") :]
+
+
+def wait_for(lab, shell: str, what: str, seconds: int = 30) -> None:
+    """Poll ``shell`` on the VPS until it succeeds (AssertionError after ``seconds``)."""
+    out = lab.vps_sh(
+        f"for i in $(seq 1 {seconds * 5}); do {shell} && echo ready && break; sleep 0.2; done; true"
+    )
+    assert "ready" in out, f"{what}: not after {seconds} s"
+
+
+def test_health_check_names_each_drift_and_changes_nothing(lab):
+    before, saved, mark = lab.vps_snapshot(), lab.sim.saved_config_text, lab.router_log_mark()
+    run = lab.check()
+    assert run.returncode == 0, run
+    table = health_table(run)
+    assert "WRONG" not in table and "could not tell" not in table, table
+    assert "192.0.2.2 from lab-vps: 3/3 replies, 0% loss, rtt" in table
+    assert "tun-home: encaplimit none" in table
+    sent = [e.command for e in lab.sim.command_log[mark:]]
+    assert [c for c in sent if not c.startswith("show ") and c not in CHECK_SESSION] == []
+    assert lab.vps_snapshot() == before and lab.sim.saved_config_text == saved
+    assert lab.sim.running_config_text == saved
+
+    # An owned file edited by hand: named, and diffed with --diff.
+    network = f"/etc/systemd/network/60-ipip6-{TUNNEL_NAME}.network"
+    lab.vps_sh(f"echo '# edited by hand' >> {network}")
+    run = lab.check("--diff")
+    assert run.returncode == 1 and wrong_checks(run) == ["VPS: owned files"], run
+    assert f"{network} changed" in run.stderr and "-# edited by hand" in run.stderr
+    lab.vps_sh(f"sed -i '$d' {network}")
+
+    # Rules flushed by another tool: the loaded rules are not those on disk any more.
+    lab.vps_sh("iptables -t mangle -F IPIP6-FORWARD")
+    run = lab.check()
+    assert run.returncode == 1 and wrong_checks(run) == ["VPS: firewall loaded"], run
+    assert "fix: systemctl restart ipip6-firewall.service" in run.stderr
+    lab.vps_sh("systemctl restart ipip6-firewall.service")  # the fix it names
+
+    # A hand-made tunnel (networkd still gives it the addresses and routes of its .network)
+    # at the kernel's default encapsulation limit: the router drops what it sends.
+    lab.vps_sh(
+        f"ip link del dev {TUNNEL_NAME} && ip -6 tunnel add {TUNNEL_NAME} mode ipip6 "
+        f"local {lab.inventory_data()['vps_ipv6']} remote {lab.inventory_data()['router_ipv6']} "
+        f"&& ip link set dev {TUNNEL_NAME} mtu 1460 up"
+    )
+    wait_for(lab, f"ip -4 route show dev {TUNNEL_NAME} | grep -q .", "networkd's routes")
+    run = lab.check()
+    assert run.returncode == 1, run
+    assert wrong_checks(run) == ["Router: ping through the tunnel", "VPS: encapsulation limit"]
+    assert "0/3 replies" in run.stderr
+    fixed = lab.net.now()
+    lab.vps_sh(f"ip link del dev {TUNNEL_NAME}; systemctl restart systemd-networkd")  # its fix
+    wait_for(lab, f"ip -d link show dev {TUNNEL_NAME} | grep -q 'encaplimit none'", "the link")
+
+    # The tunnel down at the VPS end.
+    lab.net.wait_keepalive("up", fixed)
+    lab.vps_sh(f"ip link set dev {TUNNEL_NAME} down")
+    run = lab.check()
+    assert run.returncode == 1, run
+    assert wrong_checks(run) == [
+        "Router: ping through the tunnel",
+        "VPS: routes to home",
+        "VPS: tunnel link",
+    ]
+    fixed = lab.net.now()
+    lab.vps_sh(f"ip link set dev {TUNNEL_NAME} up; networkctl reconfigure {TUNNEL_NAME}")
+    wait_for(lab, f"ip -4 route show dev {TUNNEL_NAME} | grep -q .", "the routes back")
+    lab.net.wait_keepalive("up", fixed)
+
+    # Each fix as the check named it: healthy again, and nothing but reads sent to the router.
+    run = lab.check()
+    assert run.returncode == 0, run
+    assert lab.router_config_commands(mark) == []
+    assert lab.sim.saved_config_text == saved
+
+
 def ask_forward(lab, ns: str, port: int = 8443) -> str:
     """What a client in namespace ``ns`` gets from the VPS's public address and ``port``."""
     return lab.vps_sh(

@@ -13,6 +13,7 @@ import re
 
 from pyinfra.api import FactBase
 
+from ipip6.health import parse_ipv6_addresses
 from ipip6.rtx.config import RouterConfig
 
 # `show environment`: the file the router booted from, which a bare `save` writes. Older
@@ -95,3 +96,44 @@ class SavedConfig(FactBase[RouterConfig | None]):
 
     def process(self, output: list[str]) -> RouterConfig:
         return RouterConfig.parse("\n".join(output))
+
+
+class TunnelStatusLines(FactBase[list]):
+    """``show status tunnel N`` as printed (for :func:`ipip6.rtx.status.parse_tunnel_status`,
+    which needs N: pyinfra hands a fact's ``process`` the output only).
+
+    .. code:: shell
+
+        pyinfra inventory.py fact ipip6.rtx.facts.TunnelStatusLines number=1
+    """
+
+    @staticmethod
+    def default() -> list:
+        return []
+
+    def command(self, number: int) -> str:
+        return f"show status tunnel {int(number)}"
+
+    def process(self, output: list[str]) -> list:
+        return list(output)
+
+
+class IPv6Addresses(FactBase[list]):
+    """The router's unicast IPv6 addresses (``show ipv6 address``; link-local ones aside), as
+    ``ADDRESS/LEN`` strings: whatever the layout the firmware prints, every word that parses as
+    an IPv6 address counts.
+
+    .. code:: shell
+
+        pyinfra inventory.py fact ipip6.rtx.facts.IPv6Addresses
+    """
+
+    @staticmethod
+    def default() -> list:
+        return []
+
+    def command(self) -> str:
+        return "show ipv6 address"
+
+    def process(self, output: list[str]) -> list:
+        return [str(a) for a in parse_ipv6_addresses(output)]

@@ -207,3 +207,95 @@ _LINK_KINDS = frozenset(
         "ipvlan",
     }
 )
+
+
+_HEALTH_NS = "ipip6-health"
+# The deploy's part of iptables-save: the filter policies, its chains and the jumps to them.
+_OWNED_IPTABLES = r"grep -E '^(:(INPUT|FORWARD) |-A IPIP6-|-A [A-Z]+ -j IPIP6-)'"
+
+
+class TunnelHealth(FactBase):
+    """What the health check compares, in one round trip, changing nothing: each tunnel's link
+    (``ip -o -d link``) and IPv4 routes, the live value of each sysctl key, and the deploy's
+    firewall twice, as the kernel has it and as its files on disk load it (into a throwaway
+    network namespace, so both come out in the kernel's canonical form).
+
+    Returns ``{"links": {name: line | None}, "routes": {name: [line]}, "sysctl": {key: value},
+    "live": [line], "disk": [line] | None}`` (``disk`` None: the files did not load).
+    """
+
+    @staticmethod
+    def default() -> dict:
+        return {"links": {}, "routes": {}, "sysctl": {}, "live": [], "disk": None}
+
+    def command(
+        self, tunnels: Iterable[str], sysctl_keys: Iterable[str], backend: str, loader: str
+    ) -> str:
+        names = " ".join(shlex.quote(t) for t in tunnels)
+        keys = " ".join(shlex.quote(k) for k in sysctl_keys)
+        ns = _HEALTH_NS
+        if backend == "nftables":
+            live = "nft list table inet ipip6 2>/dev/null"
+            disk = f"ip netns exec {ns} nft -f {shlex.quote(loader)} && " + (
+                f"ip netns exec {ns} nft list table inet ipip6"
+            )
+        else:
+            live = f"{{ iptables-save; ip6tables-save; }} 2>/dev/null | {_OWNED_IPTABLES}"
+            disk = (
+                f"ip netns exec {ns} sh {shlex.quote(loader)} >/dev/null 2>&1 && "
+                f"{{ ip netns exec {ns} iptables-save; ip netns exec {ns} ip6tables-save; }} "
+                f"| {_OWNED_IPTABLES}"
+            )
+        return (
+            f"for t in {names}; do "
+            'l=$(ip -o -d link show dev "$t" 2>/dev/null) && echo "link $t $l"; '
+            'ip -o -4 route show dev "$t" 2>/dev/null | sed "s|^|route $t |"; done; '
+            f'for k in {keys}; do echo "sysctl $k $(sysctl -n "$k" 2>/dev/null)"; done; '
+            f"{live} | sed 's/^/live /'; "
+            f"ip netns del {ns} 2>/dev/null; "
+            f"if ip netns add {ns}; then "
+            f'd=$({disk} 2>/dev/null) && {{ echo "$d" | sed "s/^/disk /"; echo disk-loaded; }}; '
+            f"ip netns del {ns}; fi; true"
+        )
+
+    def process(self, output: list[str]) -> dict:
+        found = self.default()
+        disk: list[str] = []
+        loaded = False
+        for line in output:
+            head, _, rest = line.partition(" ")
+            if head == "link":
+                name, _, text = rest.partition(" ")
+                found["links"][name] = text
+            elif head == "route":
+                name, _, text = rest.partition(" ")
+                found["routes"].setdefault(name, []).append(text)
+            elif head == "sysctl":
+                key, _, value = rest.partition(" ")
+                found["sysctl"][key] = value
+            elif head == "live":
+                found["live"].append(rest)
+            elif head == "disk":
+                disk.append(rest)
+            elif line == "disk-loaded":
+                loaded = True
+        found["disk"] = disk if loaded else None
+        return found
+
+
+class PingThrough(FactBase):
+    """``ping`` run on the VPS (a command made by :class:`ipip6.tunnel_ping.TunnelPing`):
+    its output, stdout and stderr together, whatever its exit status (no reply is an answer).
+
+    Returns ``{"output": str}``.
+    """
+
+    @staticmethod
+    def default() -> dict:
+        return {"output": ""}
+
+    def command(self, ping: str) -> str:
+        return f"{ping} 2>&1; echo ipip6-ping-done"
+
+    def process(self, output: list[str]) -> dict:
+        return {"output": "\n".join(line for line in output if line != "ipip6-ping-done")}

@@ -1,6 +1,8 @@
 """Render the VPS's files from validated settings. Pure: no host, no I/O beyond the templates.
 
-The templates live in the repository's top-level ``files/`` directory, next to ``deploy.py``.
+The templates live in the repository's top-level ``files/`` directory, next to ``deploy.py``;
+an installed package carries them as package data, ``ipip6/templates`` (pyproject.toml maps the
+one onto the other).
 """
 
 from __future__ import annotations
@@ -21,7 +23,12 @@ from ipip6.settings import (
     home_tunnel_of,
 )
 
-TEMPLATES = Path(__file__).resolve().parents[2] / "files"
+_PACKAGE = Path(__file__).resolve().parents[1]
+#: Installed (a wheel): the package data; in a clone (an editable install too): ``files/``.
+TEMPLATES = next(
+    (d for d in (_PACKAGE / "templates", _PACKAGE.parent / "files") if d.is_dir()),
+    _PACKAGE / "templates",
+)
 
 HEADER = (
     "# Managed by pyinfra-ipip6: a re-deploy overwrites local edits.\n"
