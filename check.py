@@ -40,4 +40,5 @@ else:
         tunnels.vps_tunnel_name(host.name, backup=True),
     )
     for finding in findings:
-        health.check(name=f"Router: {finding.check}", finding=finding, _ignore_errors=True)
+        end = "Router" if finding.end == "router" else "Across"
+        health.check(name=f"{end}: {finding.check}", finding=finding, _ignore_errors=True)

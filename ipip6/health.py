@@ -31,17 +31,8 @@ from ipip6.tunnel_ping import PingOutcome, TunnelPing
 
 DEPLOY = "pyinfra inventory.py deploy.py"
 
-#: The checks of each end, in the order of the table (and of pyinfra's operations).
-VPS_CHECKS = (
-    "tunnel link",
-    "encapsulation limit",
-    "routes to home",
-    "sysctls",
-    "firewall loaded",
-    "rollback timers",
-    "packages",
-    "owned files",
-)
+#: The router host's checks, in the order of the table (and of pyinfra's operations): its own,
+#: then those across the tunnel (made from the VPS, about this router's tunnel).
 ROUTER_CHECKS = (
     "identity",
     "owned lines",
@@ -57,7 +48,7 @@ class Finding:
     """One check on one host: ``ok`` True (fine), False (wrong) or None (could not tell)."""
 
     host: str
-    end: str  # "VPS" or "router"
+    end: str  # "VPS", "router" or "across" (both ends: the ping, the router's address)
     check: str
     ok: bool | None
     seen: str
@@ -432,17 +423,17 @@ def ping_finding(
 ) -> Finding:
     check = "ping through the tunnel"
     if ping is None:
-        return _unknown(host, "router", check, why_not or "no ping to make")
+        return _unknown(host, "across", check, why_not or "no ping to make")
     if outcome is None:
-        return _unknown(host, "router", check, f"{ping.describe()}: could not run")
+        return _unknown(host, "across", check, f"{ping.describe()}: could not run")
     loss = 100 * (outcome.sent - outcome.received) // max(outcome.sent, 1)
     rtt = f", rtt {outcome.rtt_ms:g} ms" if outcome.rtt_ms is not None else ""
     seen = f"{ping.address} from {ping.vps}: {outcome.summary()}, {loss}% loss{rtt}"
     if outcome.ok:
-        return _ok(host, "router", check, seen)
+        return _ok(host, "across", check, seen)
     return _wrong(
         host,
-        "router",
+        "across",
         check,
         seen,
         "see the tunnel rows of both ends; after a prefix change, the address row",
@@ -473,11 +464,11 @@ def address_finding(
     check = "WAN IPv6 address"
     wanted = settings.router_ipv6
     if addresses is None:
-        return _unknown(host, "router", check, "show ipv6 address could not be read")
+        return _unknown(host, "across", check, "show ipv6 address could not be read")
     if any(a.ip == wanted for a in addresses):
-        return _ok(host, "router", check, f"{wanted} (router_ipv6) is the router's")
+        return _ok(host, "across", check, f"{wanted} (router_ipv6) is the router's")
     if not addresses:
-        return _unknown(host, "router", check, "show ipv6 address named no global address")
+        return _unknown(host, "across", check, "show ipv6 address named no global address")
     iid = int(wanted) & (2**64 - 1)
     moved = [a for a in addresses if int(a.ip) & (2**64 - 1) == iid]
     fix_where = "in the data (group_data/all.py or the router's host data)"
@@ -487,7 +478,7 @@ def address_finding(
         new_prefix = ipaddress.IPv6Network(f"{new.ip}/64", strict=False)
         return _wrong(
             host,
-            "router",
+            "across",
             check,
             f"the IPoE prefix changed: {old_prefix} → {new_prefix}; "
             f"the router is {new.ip} now, router_ipv6 says {wanted}",
@@ -496,7 +487,7 @@ def address_finding(
     listed = ", ".join(str(a.ip) for a in addresses)
     return _wrong(
         host,
-        "router",
+        "across",
         check,
         f"router_ipv6 {wanted} is none of the router's addresses ({listed})",
         f"set router_ipv6 to the router's WAN address {fix_where}, then {DEPLOY}",
@@ -507,11 +498,12 @@ def address_finding(
 # The table
 
 
-def render_table(findings: Sequence[Finding], width: int = 100) -> str:
-    """The compact table: one row per host and check, then each problem with its fix."""
+def render_table(findings: Sequence[Finding], seen_width: int = 72) -> str:
+    """The compact table: one row per host and check (what was seen cut at ``seen_width``),
+    then each problem, whole, with its fix."""
     rows = [("host", "end", "check", "state", "seen")]
     for f in findings:
-        seen = f.seen if len(f.seen) <= width - 50 else f.seen[: width - 51] + "…"
+        seen = f.seen if len(f.seen) <= seen_width else f.seen[: seen_width - 1] + "…"
         rows.append((f.host, f.end, f.check, f.state, seen))
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
     out = []

@@ -110,7 +110,7 @@ def traffic_line(c: TrafficCheck) -> str:
 
 
 def run_demo(args: argparse.Namespace, state: dict) -> dict:
-    steps = Steps(total=13 if args.reboot else 12)
+    steps = Steps(total=14 if args.reboot else 13)
     facts: dict = {}
 
     steps("Host packages (QEMU, qemu-utils, mmdebstrap; apt-get only when missing)")

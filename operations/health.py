@@ -54,13 +54,19 @@ class Report(BaseStateCallback):
     """The findings of one pyinfra run; prints the table after the run's last operation."""
 
     def __init__(self) -> None:
-        self.findings: list[Finding] = []
+        self._findings: dict[tuple[str, str, str], Finding] = {}
         self._lock = threading.Lock()
         self._printed = False
 
     def add(self, finding: Finding) -> None:
+        """Record one finding; once per host and check, though pyinfra may run an operation's
+        body twice (for change detection, then to execute it)."""
         with self._lock:
-            self.findings.append(finding)
+            self._findings[(finding.host, finding.end, finding.check)] = finding
+
+    @property
+    def findings(self) -> list[Finding]:
+        return list(self._findings.values())
 
     def operation_end(self, state: State, op_hash) -> None:  # type: ignore[override]
         order = state.get_op_order()
@@ -133,8 +139,8 @@ def _sha256(text: str) -> str:
 
 
 def read_vps(settings: VpsSettings, tunnels: Sequence[VpsSettings]) -> list[Finding]:
-    """Read the VPS end (four facts, however many tunnels) and judge it: one finding per
-    check of :data:`ipip6.health.VPS_CHECKS`, in that order."""
+    """Read the VPS end (three facts, however many tunnels; a fourth per drifted file with
+    ``--diff``) and judge it: one finding per check, in the order of the table."""
     name = host.name
     tunnels = list(tunnels or (settings,))
     files: dict[str, str] = {}
@@ -197,8 +203,8 @@ def _ping_from(vps: Host, command: str):
 
 def _unreadable(name: str, what: str) -> list[Finding]:
     return [
-        Finding(name, "router", check, None, f"not checked: {what}")
-        for check in health.ROUTER_CHECKS
+        Finding(name, "across" if i >= 4 else "router", check, None, f"not checked: {what}")
+        for i, check in enumerate(health.ROUTER_CHECKS)
     ]
 
 
@@ -261,6 +267,6 @@ def read_router(
         health.owned_finding(name, running, desired),
         health.unsaved_finding(name, running, saved, desired),
         health.status_finding(name, statuses),
-        health.merge(name, "router", "ping through the tunnel", pings),
+        health.merge(name, "across", "ping through the tunnel", pings),
         health.address_finding(name, settings, parsed),
     ]

@@ -233,7 +233,7 @@ def test_health_check_names_each_drift_and_changes_nothing(lab):
     wait_for(lab, f"ip -4 route show dev {TUNNEL_NAME} | grep -q .", "networkd's routes")
     run = lab.check()
     assert run.returncode == 1, run
-    assert wrong_checks(run) == ["Router: ping through the tunnel", "VPS: encapsulation limit"]
+    assert wrong_checks(run) == ["Across: ping through the tunnel", "VPS: encapsulation limit"]
     assert "0/3 replies" in run.stderr
     fixed = lab.net.now()
     lab.vps_sh(f"ip link del dev {TUNNEL_NAME}; systemctl restart systemd-networkd")  # its fix
@@ -245,7 +245,7 @@ def test_health_check_names_each_drift_and_changes_nothing(lab):
     run = lab.check()
     assert run.returncode == 1, run
     assert wrong_checks(run) == [
-        "Router: ping through the tunnel",
+        "Across: ping through the tunnel",
         "VPS: routes to home",
         "VPS: tunnel link",
     ]
@@ -314,6 +314,9 @@ def test_the_nftables_backend_carries_the_home_and_its_port_forward(lab, home_se
         assert_passes(check)
         assert check.transfer.source_seen == VPS_UPLINK_IPV4
         assert_forward_answers(lab)
+        health = lab.check()  # both ends healthy, the table read back as nft lists it
+        assert health.returncode == 0, health
+        assert "table inet ipip6:" in health_table(health)
     finally:
         lab.vps_data = {k: v for k, v in lab.vps_data.items() if k != "firewall_backend"}
     run = lab.deploy()

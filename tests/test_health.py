@@ -183,3 +183,13 @@ def test_merge_keeps_the_worst_of_several_tunnels():
     bad = health.Finding("vps", "VPS", "routes to home", False, "b", "fix b")
     merged = health.merge("vps", "VPS", "routes to home", [ok, bad])
     assert (merged.ok, merged.seen, merged.fix) == (False, "a; b", "fix b")
+
+
+def test_a_finding_counts_once_though_pyinfra_runs_an_operation_twice():
+    from operations.health import Report
+
+    report = Report()
+    row = health.Finding("vps", "VPS", "sysctls", False, "forwarding is 0", "sysctl --system")
+    report.add(row)
+    report.add(row)  # change detection, then execution, without -y
+    assert report.findings == [row]

@@ -122,7 +122,7 @@ def test_a_changed_ipoe_prefix_is_named_with_what_to_set(router):
     ]
     run = check()
     assert run.returncode == 1
-    assert wrong(run) == ["Router: WAN IPv6 address"]
+    assert wrong(run) == ["Across: WAN IPv6 address"]
     assert "the IPoE prefix changed" in run.stderr
     assert f'set router_ipv6 = "{new}"' in run.stderr
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 import time
+from pathlib import Path
 
 import pytest
 
@@ -122,6 +123,11 @@ def deployer(lab_vm, workdir):
         inventory = write_inventory(workdir, {"vps": [("lab-vps", host_data)]})
         return run_pyinfra(inventory, *args)
 
+    def check(*args: str):
+        """The health check on the data of the last deploy."""
+        return run_pyinfra(Path(workdir) / "inventory.py", *args, target="check.py")
+
+    deploy.check = check
     return deploy
 
 
@@ -298,6 +304,10 @@ def test_a_changed_deploy_keeps_docker_and_fail2ban(vps, lab_vm):
     assert "-A IPIP6-INPUT -p udp -m udp --dport 51820 -j ACCEPT" in sh(lab_vm, "ip6tables-save")
     assert_neighbours_intact(lab_vm, before)
     assert_owned_loaded(lab_vm)
+    # The health check agrees, Docker's and fail2ban's rules beside the deploy's.
+    health = vps.check()
+    assert health.returncode == 0, health.output
+    assert "firewall loaded" in health.stderr and "WRONG" not in health.stderr
     back = vps()
     assert back.returncode == 0, back.output
     assert "51820" not in sh(lab_vm, "iptables-save")

@@ -40,6 +40,7 @@ def vps(lab_vm, tmp_path_factory):
     def deploy(*args: str, **data):
         return iptables(*args, **{**NFT, **data})
 
+    deploy.check = iptables.check
     yield deploy
     # Back to iptables, as the next module expects: the table and the include line go.
     neighbours_down(lab_vm)
@@ -86,6 +87,10 @@ def test_switching_to_nftables_keeps_docker_and_fail2ban(vps, lab_vm):
     assert sh(lab_vm, "ls /etc/ipip6").split() == ["firewall.nft"]
     assert sh(lab_vm, "ls /etc/systemd/system").count("ipip6-firewall") == 0
     assert_neighbours_intact(lab_vm, [r for r in before if "IPIP6" not in r])
+    # The health check reads the table loaded = the file, beside Docker and fail2ban.
+    health = vps.check()
+    assert health.returncode == 0, health.output
+    assert "table inet ipip6:" in health.stderr and "WRONG" not in health.stderr
     again = vps()
     assert again.returncode == 0, again.output
     assert again.changed() == []
