@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import difflib
 import ipaddress
+import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -840,6 +841,44 @@ def _backup_inner(value: Any) -> ipaddress.IPv4Network | None:
     return _inner_network(value)
 
 
+def _local_path(value: Any) -> str:
+    """A path on the machine pyinfra runs on (never sent anywhere): a non-empty string or
+    ``os.PathLike`` without control characters; spaces are fine."""
+    if isinstance(value, os.PathLike):
+        value = os.fspath(value)
+    if not isinstance(value, str):
+        raise ValueError(f"expected a path as a string, e.g. 'backups', not {type(value).__name__}")
+    if not value.strip():
+        raise ValueError("expected a path, e.g. 'backups', not an empty string")
+    for ch in value:
+        if not ch.isprintable() or ch in "\r\n":
+            raise ValueError(f"expected a path on one line; it contains {ch!r}")
+    if value != value.strip():
+        raise ValueError("expected a path without spaces around it")
+    return value
+
+
+LocalPath = Annotated[str, PlainValidator(_local_path)]
+
+
+def _backup_file(value: Any) -> Any:
+    """A backup to restore: read and checked now, so that a wrong file stops the run before
+    any host is contacted."""
+    from ipip6.rtx.backup import BackupFile, BackupFileError, read_backup, resolve
+
+    if isinstance(value, BackupFile):
+        return value
+    path = _local_path(value)
+    try:
+        return BackupFile(path, read_backup(resolve(path, os.getcwd())))
+    except BackupFileError as exc:
+        raise ValueError(str(exc)) from None
+
+
+#: Where router backups go by default, relative to the directory pyinfra runs in.
+DEFAULT_BACKUP_DIR = "backups"
+
+
 class BackupTunnel(_Settings):
     """A second VPS for the same router: its tunnel carries the home's IPv4 while the first
     VPS does not answer (``rtx_backup_tunnel``)."""
@@ -1000,6 +1039,23 @@ class RouterSettings(TunnelSite):
             "A second VPS, e.g. {'vps_ipv6': '2001:db8:4::1'}: its own `tunnel select N` and "
             "keepalive; the default route goes to the first VPS, to this one while the first "
             "does not answer, then to rtx_fallback_gateway."
+        ),
+    )
+    rtx_backup_dir: LocalPath = Field(
+        default=DEFAULT_BACKUP_DIR,
+        description=(
+            "Folder on the machine pyinfra runs on for this router's config backups (a path; "
+            "relative: to the directory pyinfra runs in). Before a run changes the router, "
+            "its running and saved config go to DIR/ROUTER/YYYYmmdd-HHMMSS-running.txt and "
+            "-saved.txt, secrets hidden."
+        ),
+    )
+    rtx_restore_from: Annotated[Any, PlainValidator(_backup_file)] | None = Field(
+        default=None,
+        description=(
+            "For restore.py only: the backup file (running or saved) whose owned lines the "
+            "router gets back, e.g. 'backups/192.0.2.1/20261202-101500-saved.txt' (relative: "
+            "to the directory pyinfra runs in)."
         ),
     )
 

@@ -377,6 +377,10 @@ class E2ELab:
         """
         return run_pyinfra(self.inventory(), *args, echo=echo, timeout=timeout)
 
+    def restore(self, *args: str, timeout: float = 300) -> DeployRun:
+        """``pyinfra INVENTORY restore.py -y --json ARGS``, like a user."""
+        return run_pyinfra(self.inventory(), *args, target="restore.py", timeout=timeout)
+
     def check(self, *args: str, timeout: float = 300) -> DeployRun:
         """The health check, ``pyinfra INVENTORY check.py -y --json ARGS``, like a user."""
         return run_pyinfra(self.inventory(), *args, target="check.py", timeout=timeout)

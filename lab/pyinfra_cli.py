@@ -10,6 +10,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -18,6 +19,15 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 PYINFRA = str(Path(sys.executable).parent / "pyinfra")
+_backups: list[str] = []
+
+
+def lab_backup_dir() -> str:
+    """Where runs from the repository put their router backups: one temporary folder per
+    process, so that the lab's runs do not fill the repository's ``backups/``."""
+    if not _backups:
+        _backups.append(tempfile.mkdtemp(prefix="ipip6-lab-backups-"))
+    return _backups[0]
 
 
 @dataclass
@@ -102,6 +112,8 @@ def run_pyinfra(
     confirm = [] if "--dry" in args else ["-y"]
     as_json = ["--json"] if json_output else []
     cmd = [PYINFRA, str(inventory), *target.split(), *confirm, *as_json, *args]
+    if Path(cwd).resolve() == REPO and target.split()[0] in ("deploy.py", "restore.py"):
+        cmd += ["--data", f"rtx_backup_dir={lab_backup_dir()}"]
     full_env = {**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": "200", **(env or {})}
     t0 = time.monotonic()
     proc = subprocess.Popen(

@@ -25,8 +25,10 @@ CLI session's job.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Generator, Sequence
+from pathlib import Path
 
 from pyinfra import host, logger
 from pyinfra.api import FunctionCommand, State, StringCommand, operation
@@ -34,10 +36,12 @@ from pyinfra.api.host import Host
 
 from ipip6.rtx import commit as gate
 from ipip6.rtx import decide
+from ipip6.rtx.backup import BackupError, resolve
 from ipip6.rtx.config import RouterConfig, redact_line
 from ipip6.rtx.connector import driver_of
 from ipip6.rtx.facts import RunningConfig, SavedConfig
-from ipip6.settings import RouterSettings
+from ipip6.rtx.restore import keeps_tunnel_to
+from ipip6.settings import DEFAULT_BACKUP_DIR, RouterSettings
 from ipip6.tunnel_ping import PING_ATTEMPTS, PING_PAUSE, TunnelPing, parse_ping
 from operations.diff import show_diff
 
@@ -77,13 +81,37 @@ def _failed_in_this_run(state: State, host_name: str) -> bool:
     return state.inventory.get_host(host_name) in state.failed_hosts
 
 
+def backup_folder(settings: RouterSettings | None) -> Path:
+    """Where this router's backups go: ``rtx_backup_dir`` from the directory pyinfra runs in."""
+    folder = settings.rtx_backup_dir if settings is not None else DEFAULT_BACKUP_DIR
+    return resolve(folder, os.getcwd())
+
+
+def _backed_up(host_, folder: Path) -> bool:
+    """Before this run's first change to the router: its running and saved config to
+    ``folder``. False (and said why) when that fails: then nothing may be sent."""
+    try:
+        backup = driver_of(host_).take_backup(folder)
+    except BackupError as exc:
+        host_.log(f"{exc}: nothing was sent to the router", logger.error)
+        return False
+    if backup is not None:
+        host_.log(backup.describe(), logger.info)
+    return True
+
+
 # --------------------------------------------------------------------------------------------
 # tunnel: compare → commit → confirm (or roll back)
 
 
 # pyinfra passes state and host to a callback only when its parameters carry these names.
 def _commit(
-    state, host, plan: gate.Plan, checks: tuple[gate.Check, ...], vps_names: tuple[str, ...]
+    state,
+    host,
+    plan: gate.Plan,
+    checks: tuple[gate.Check, ...],
+    vps_names: tuple[str, ...],
+    backup_to: Path,
 ) -> bool:
     for vps_name in vps_names:
         if _failed_in_this_run(state, vps_name):
@@ -93,6 +121,8 @@ def _commit(
                 logger.error,
             )
             return False
+    if not _backed_up(host, backup_to):
+        return False
     return _report(host, driver_of(host).commit(plan, checks))
 
 
@@ -158,14 +188,85 @@ def tunnel(
     assert step.plan is not None
     for note in step.notes:
         host.log(note, logger.info)
-    delta = step.plan.delta
+    yield from _yield_commit(step.plan, checks, settings, verify_from, backup_from)
+
+
+def _yield_commit(
+    plan: gate.Plan,
+    checks: Sequence[gate.Check] | None,
+    settings: RouterSettings,
+    verify_from: Host | None,
+    backup_from: Host | None,
+) -> Generator[FunctionCommand, None, None]:
+    delta = plan.delta
     show_diff(
         "Will change the router's tunnel section:",
         [redact_line(line) for line in delta.current],
         [redact_line(line) for line in delta.wanted],
     )
     vps_names = tuple(h.name for h in (verify_from, backup_from) if h is not None)
-    yield FunctionCommand(_commit, (step.plan, tuple(checks or gate.DEFAULT_CHECKS), vps_names), {})
+    checks_ = tuple(checks or gate.DEFAULT_CHECKS)
+    yield FunctionCommand(_commit, (plan, checks_, vps_names, backup_folder(settings)), {})
+
+
+# --------------------------------------------------------------------------------------------
+# restore: a backup's owned lines as the candidate, through the same commit
+
+
+@operation()
+def restore(
+    settings: RouterSettings,
+    checks: Sequence[gate.Check] | None = None,
+    verify_from: Host | None = None,
+    backup_from: Host | None = None,
+) -> Generator[FunctionCommand, None, None]:
+    """
+    Put the lines this deploy owns back as a backup has them (``rtx_restore_from``), through
+    the same commit as :func:`tunnel`: the router's config is backed up first, the delta sent
+    without saving, read back and confirmed, rolled back if it does not hold. Call
+    :func:`save` with ``restore=True`` after it.
+
+    + settings: the router's :class:`~ipip6.settings.RouterSettings`, with ``rtx_restore_from``
+      (read and checked with the data: a file that is no backup stops the run before any host
+      is contacted). Which lines are owned comes from the settings (as for :func:`tunnel`),
+      their values from the backup; a line the backup lacks is removed.
+    + checks, verify_from, backup_from: as for :func:`tunnel`.
+
+    A backup of another router (its header's MAC addresses) is refused with nothing sent, as
+    are unsaved changes outside the owned lines.
+
+    **Example:**
+
+    .. code:: python
+
+        rtx.restore(settings=settings, verify_from=vps_host)
+        rtx.save(settings=settings, verify_from=vps_host, vps_tunnel_name="tun-home",
+                 restore=True)
+    """
+    source = settings.rtx_restore_from
+    if source is None:
+        yield from _yield_refusal(
+            "rtx_restore_from is not set for this router: which backup to restore is never "
+            "guessed (e.g. --limit @rtx/NAME --data rtx_restore_from=backups/NAME/"
+            "YYYYmmdd-HHMMSS-saved.txt). Nothing was sent"
+        )
+        return
+    running = host.get_fact(RunningConfig)
+    if running is None:
+        host.log("could not read the running config (show config): not changing it", logger.error)
+        return
+    config_file, saved = _read_saved()
+    step = decide.restore_step(settings, running, saved, config_file, source)
+    for warning in step.warnings:
+        host.log(warning, logger.warning)
+    if step.refusal is not None:
+        yield from _yield_refusal(step.refusal)
+        return
+    if step.noop is not None:
+        host.noop(step.noop)
+        return
+    assert step.plan is not None
+    yield from _yield_commit(step.plan, checks, settings, verify_from, backup_from)
 
 
 # --------------------------------------------------------------------------------------------
@@ -180,7 +281,10 @@ def _save(
     saved: RouterConfig | None,
     pings: tuple[TunnelPing, ...],
     check_tunnel: bool,
+    backup_to: Path,
 ) -> bool:
+    if not _backed_up(host, backup_to):  # taken by the commit already, if there was one
+        return False
     verify = (lambda: _ping_all(state, pings)) if pings else None
     result = driver_of(host).save(desired, running, saved, verify, check_tunnel=check_tunnel)
     return _report(host, result)
@@ -229,6 +333,7 @@ def _prepare_save(
     vps_tunnel_name: str | None,
     backup_from: Host | None = None,
     backup_tunnel_name: str | None = None,
+    restore: bool = False,
 ) -> Prepared | str | None:
     """(the step, running, saved, the pings to make), or why not to save (str), or None when
     there is nothing to do (``host.noop`` said so)."""
@@ -237,6 +342,9 @@ def _prepare_save(
         return "could not read the running config (show config): not saved"
     config_file, saved = _read_saved()
     driver = driver_of(host)
+    source = settings.rtx_restore_from if settings is not None and restore else None
+    if restore and source is None:
+        return "rtx_restore_from is not set for this router: not saved"
     step = decide.save_step(
         settings,
         running,
@@ -244,6 +352,7 @@ def _prepare_save(
         config_file,
         pending=driver.pending_commit,
         executing=host.state.is_executing,
+        restore=source,
     )
     if step.refusal is not None:
         return step.refusal
@@ -259,6 +368,13 @@ def _prepare_save(
     if backup is not None:
         sites.append((backup, backup_from, backup_tunnel_name, True))
     for site, vps, tunnel_name, is_backup in sites:
+        if source is not None and not keeps_tunnel_to(step.desired, site.vps_ipv6):
+            host.log(
+                f"{source} has no enabled tunnel to {site.vps_ipv6}: saving without a check "
+                "by traffic through it",
+                logger.warning,
+            )
+            continue
         ping, refusal, warning = decide.tunnel_ping(
             site, running, vps.name if vps else None, tunnel_name, backup=is_backup
         )
@@ -280,6 +396,7 @@ def save(
     vps_tunnel_name: str | None = None,
     backup_from: Host | None = None,
     backup_tunnel_name: str | None = None,
+    restore: bool = False,
 ) -> Generator[FunctionCommand, None, None]:
     """
     Write the running config to flash (``save``) when the saved config differs from it, then
@@ -300,6 +417,9 @@ def save(
       VPS's settings.
     + backup_from, backup_tunnel_name: the same for the backup VPS (``rtx_backup_tunnel``):
       its tunnel is checked by traffic too, and both must answer before anything is saved.
+    + restore: after :func:`restore`: the owned lines to save are the backup's
+      (``rtx_restore_from``); a tunnel the backup does not keep enabled to its VPS is not
+      checked by traffic (nor asked about), with a warning.
 
     The saved config is ``show config N``, N the file the router booted from (``show
     environment``). If the router cannot show it, ``save`` runs only after :func:`tunnel`
@@ -326,7 +446,7 @@ def save(
     # before the save is sent, it is rolled back (by _refuse), never left behind.
     try:
         prepared = _prepare_save(
-            settings, verify_from, vps_tunnel_name, backup_from, backup_tunnel_name
+            settings, verify_from, vps_tunnel_name, backup_from, backup_tunnel_name, restore
         )
     except Exception as exc:  # noqa: BLE001
         yield from _yield_refusal(
@@ -343,4 +463,8 @@ def save(
     # Without a saved config to compare with, nothing is read back after the save.
     check_tunnel = step.desired is not None
     running_then = running if saved is not None else None
-    yield FunctionCommand(_save, (step.desired, running_then, saved, pings, check_tunnel), {})
+    yield FunctionCommand(
+        _save,
+        (step.desired, running_then, saved, pings, check_tunnel, backup_folder(settings)),
+        {},
+    )

@@ -13,8 +13,11 @@ EncapsulationLimit trap of the blog post, and a reboot of both ends.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
+from ipip6.rtx.backup import router_folder
 from lab.e2e import (
     BLOCK_TUNNEL,
     NETDEV,
@@ -32,6 +35,7 @@ from lab.homenet import (
     VPS_UPLINK,
     VPS_UPLINK_IPV4,
 )
+from lab.pyinfra_cli import lab_backup_dir
 
 pytestmark = pytest.mark.vm
 
@@ -274,6 +278,38 @@ def assert_forward_answers(lab) -> None:
     assert ask_forward(lab, "home") == f"answered-by-home from {VPS_INNER}"  # hairpin
     # Only that port: another one on the VPS's address goes nowhere near home.
     assert "answered-by-home" not in ask_forward(lab, "inet", port=8000)
+
+
+def test_a_router_restore_is_checked_by_traffic_then_saved(lab):
+    """A deploy changes a router value (after a backup); restore.py puts the backup's owned
+    lines back through the same gate: read back, a ping from the VPS through the real tunnel,
+    then saved. The VPS is not changed; a re-run and the deploy with the old value are no-ops."""
+    folder = Path(lab_backup_dir()) / router_folder(ROUTER_HOST)
+    before = set(folder.glob("*")) if folder.exists() else set()
+    vps = lab.vps_snapshot()
+    change = lab.deploy("--data", "rtx_keepalive_count=4")
+    assert change.returncode == 0, change
+    new = sorted(set(folder.glob("*")) - before)
+    assert [p.name.split("-", 2)[2] for p in new] == ["running.txt", "saved.txt"], new
+    assert "icmp-echo 1 3 " in new[1].read_text()  # the saved config before the change
+    assert "icmp-echo 1 4 " in lab.sim.saved_config_text
+
+    mark = lab.router_log_mark()
+    run = lab.restore("--data", f"rtx_restore_from={new[1]}", "--data", "rtx_keepalive_count=4")
+    assert run.returncode == 0, run
+    assert lab.router_config_commands(mark) == [
+        "ip keepalive 1 icmp-echo 1 3 169.254.100.1",
+        "save",
+    ]
+    assert f"verified by traffic: {PING}: " in run.output, run
+    assert "icmp-echo 1 3 " in lab.sim.saved_config_text
+    assert lab.sim.running_config_text == lab.sim.saved_config_text
+    assert lab.vps_snapshot() == vps  # only read, and the ping
+
+    again = lab.restore("--data", f"rtx_restore_from={new[1]}")
+    assert again.returncode == 0 and again.changed() == [], again
+    run = lab.deploy()
+    assert run.returncode == 0 and run.changed() == [], run
 
 
 @pytest.fixture

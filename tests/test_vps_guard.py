@@ -52,9 +52,10 @@ def test_restore_scripts_are_valid_shell():
     fw = firewall_restore_script(
         ["/etc/ipip6/firewall.v4.ipip6-new"], [("iptables-restore", "/etc/iptables/rules.v4")]
     )
-    # Only the deploy's part: its chains go, the saved copy comes back without a flush.
-    assert "drop_owned iptables filter nat mangle" in fw
-    assert f"iptables-restore -w --noflush < {GUARD_DIR}/firewall.v4" in fw
+    # Only the deploy's part, from the saved copy without a flush, the jumps left in place.
+    assert f"restore_owned iptables {GUARD_DIR}/firewall.v4 filter nat mangle" in fw
+    assert f"restore_owned ip6tables {GUARD_DIR}/firewall.v6 filter" in fw
+    assert "$cmd-restore -w --noflush" in fw and '-C "$base" -j "$chain"' in fw
     assert "iptables-restore -w --noflush < /etc/iptables/rules.v4" in fw
     assert "rm -f /etc/ipip6/firewall.v4.ipip6-new" in fw
     assert "iptables-restore <" not in fw and " -F\n" not in fw

@@ -176,6 +176,12 @@ def others(vm) -> list[str]:
     return out
 
 
+def every_rule(vm) -> list[str]:
+    """Every rule in its order, the deploy's and everyone else's, counters aside."""
+    lines = sh(vm, "iptables-save; ip6tables-save").splitlines()
+    return [re.sub(r" \[[0-9:]*\]$", "", line) for line in lines if not line.startswith("#")]
+
+
 def bans(vm) -> str:
     """fail2ban's bans in the kernel, wherever its action puts them: iptables-multiport (the
     lab's jail on Debian 12) or its own nftables table (Debian 13's default action)."""
@@ -340,6 +346,7 @@ def test_a_rollback_restores_the_deploys_part_only(vps, lab_vm):
     # (The second ban may be there from an earlier module: fail2ban keeps its bans.)
     before_owned = owned_rules_live(lab_vm)
     before_others = [r for r in others(lab_vm) if BANNED[1] not in r]
+    before_all = [r for r in every_rule(lab_vm) if BANNED[1] not in r]
     run, gate = unproven_change_with_a_ban_meanwhile(vps, lab_vm)
     assert run.returncode != 0
     assert gate.refused >= 1
@@ -358,6 +365,8 @@ def test_a_rollback_restores_the_deploys_part_only(vps, lab_vm):
     assert f"-s {BANNED[1]}/32" in bans and f"-s {BANNED[0]}/32" in bans
     after = [r for r in others(lab_vm) if BANNED[1] not in r]
     assert after == before_others
+    # Nobody's rule moved: the jumps stayed where they were among Docker's and fail2ban's.
+    assert [r for r in every_rule(lab_vm) if BANNED[1] not in r] == before_all
     assert reaches_container(lab_vm) == "from-the-container"
     assert "--dport 8081" not in sh(lab_vm, "cat /etc/ipip6/firewall.v4")
 

@@ -57,16 +57,22 @@ _EMBEDDED = re.compile(r"embedded file \S+ <<(['\"]?)(\S+?)\1")
 _SELECT = re.compile(r"(?:tunnel|pp|ipsec|wan) select \S+")
 # `# RTX1210 Rev.14.01.42 (Fri Jul  5 11:17:45 2024)`: the first header line of show config.
 _HEADER_MODEL = re.compile(r"#\s*((?:RTX|NVR|RT|FWX|vRX)[0-9A-Za-z-]*)\s+Rev\.(\S+)")
+# `# MAC Address : 00:a0:de:00:12:01, 00:a0:de:00:12:02`: the router's own addresses, which tell
+# one router from another (a backup's header is checked against them before a restore).
+_HEADER_MACS = re.compile(r"#\s*MAC Address\s*:\s*(.+)", re.IGNORECASE)
+_MAC = re.compile(r"[0-9A-Fa-f]{2}(?::[0-9A-Fa-f]{2}){5}")
 
 
 @dataclass(frozen=True)
 class RouterConfig:
     """``show config`` as a tree: top-level lines, their indented children, and so on. The
-    model and firmware revision are read from the header when it names them (not compared)."""
+    model, firmware revision and MAC addresses are read from the header when it names them
+    (not compared)."""
 
     lines: tuple[ConfigLine, ...] = ()
     model: str | None = field(default=None, compare=False)
     revision: str | None = field(default=None, compare=False)
+    macs: tuple[str, ...] = field(default=(), compare=False)
 
     @classmethod
     def parse(cls, text: str) -> RouterConfig:
@@ -81,6 +87,7 @@ class RouterConfig:
         physical = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
 
         model = revision = None
+        macs: tuple[str, ...] = ()
         # Stack of (indent, children list) from the root down to the current parent.
         root: list[_Node] = []
         stack: list[tuple[int, list[_Node]]] = [(-1, root)]
@@ -100,6 +107,9 @@ class RouterConfig:
                 header = _HEADER_MODEL.match(line.strip())
                 if header and model is None and not root:
                     model, revision = header[1], header[2].rstrip(",")
+                addresses = _HEADER_MACS.match(line.strip())
+                if addresses and not macs and not root:
+                    macs = tuple(m.lower() for m in _MAC.findall(addresses[1]))
                 continue
             indent = len(line) - len(line.lstrip(" "))
             text_ = _normalise_spaces(line)
@@ -113,7 +123,7 @@ class RouterConfig:
             opened = _EMBEDDED.fullmatch(text_)
             if opened:
                 embedded, terminator = node, opened[2]
-        return cls(tuple(n.freeze() for n in root), model=model, revision=revision)
+        return cls(tuple(n.freeze() for n in root), model=model, revision=revision, macs=macs)
 
     def get(self, key: str) -> ConfigLine | None:
         """The first top-level line whose :func:`line_key` is ``key``."""
@@ -405,6 +415,12 @@ class OwnedSection:
         return (first,) if self.backup is None else (first, self.backup)
 
     @property
+    def enabled_blocks(self) -> tuple[TunnelBlock, ...]:
+        """The blocks wanted with ``tunnel enable N`` (a restored section may have a block
+        without): the only ones the router can be asked about, or traffic sent through."""
+        return tuple(b for b in self.blocks if f"tunnel enable {b.number}" in b.lines)
+
+    @property
     def global_keys(self) -> tuple[str, ...]:
         return tuple(line_key(line) for line in self.global_lines)
 
@@ -495,7 +511,7 @@ def _tunnel_rank(key: str) -> int:
 Blocks = list[tuple[int, "list[str] | None"]]
 
 
-def _running_owned(running: RouterConfig, desired: OwnedSection) -> tuple[list[str], Blocks]:
+def owned_lines(running: RouterConfig, desired: OwnedSection) -> tuple[list[str], Blocks]:
     """(owned top-level lines, per owned tunnel block: its number and its owned lines as they
     run now, None when the block is not there)."""
     globals_ = []
@@ -615,7 +631,7 @@ def compare(running: RouterConfig, desired: OwnedSection) -> ConfigDelta:
     addresses are compared normalised. Tunnel commands are wrapped in ``tunnel select N`` …
     ``tunnel select none``; the default route comes last since it moves traffic onto the tunnel.
     """
-    run_globals, run_blocks = _running_owned(running, desired)
+    run_globals, run_blocks = owned_lines(running, desired)
 
     # Top level: filters and keepalives first (so the tunnel's packets pass), default route last.
     pre: list[tuple[str, str]] = []  # (command, its undo)
@@ -675,7 +691,7 @@ def compare(running: RouterConfig, desired: OwnedSection) -> ConfigDelta:
 def owned_view(config: RouterConfig, desired: OwnedSection) -> list[str]:
     """The lines of ``config`` that ``desired`` owns, rendered like :func:`render_owned` (so two
     configs' views compare equal when their owned lines are equal, IPv6 forms aside)."""
-    globals_, blocks = _running_owned(config, desired)
+    globals_, blocks = owned_lines(config, desired)
     return render_owned(globals_, blocks)
 
 
@@ -777,3 +793,32 @@ def redact_line(line: str) -> str:
         if word.lower() in _SECRET_WORDS and i + 1 < len(words):
             return indent + " ".join(words[: i + 1] + ["<hidden>"])
     return line
+
+
+def redact_text(show_config: str) -> str:
+    """``show config`` output fit to be kept in a file: every line as :func:`redact_line` would
+    show it, the ``#`` header as printed, and the content of an ``embedded file`` replaced by
+    one line saying how many were hidden (a script can hold any secret). Still parses as the
+    same config, the hidden values aside."""
+    out: list[str] = []
+    terminator = None
+    hidden = 0
+    for line in show_config.replace("\r\n", "\n").split("\n"):
+        if terminator is not None:
+            if line.rstrip() != terminator:
+                hidden += 1
+                continue
+            out.append(f"<{hidden} lines of an embedded file, hidden>")
+            out.append(line)
+            terminator, hidden = None, 0
+            continue
+        if line.lstrip().startswith("#"):
+            out.append(line)
+            continue
+        out.append(redact_line(line))
+        opened = _EMBEDDED.fullmatch(_normalise_spaces(line))
+        if opened:
+            terminator = opened[2]
+    if terminator is not None:  # cut off before its end: what there was stays hidden
+        out.append(f"<{hidden} lines of an embedded file, hidden>")
+    return "\n".join(out)

@@ -15,6 +15,7 @@ import ipaddress
 from dataclasses import dataclass, replace
 
 from ipip6.rtx import commit as gate
+from ipip6.rtx.backup import BackupFile
 from ipip6.rtx.config import (
     EMBEDDED_MARK,
     OwnedSection,
@@ -33,6 +34,7 @@ from ipip6.rtx.fallback import (
     choose_fallback,
     stale_keepalives,
 )
+from ipip6.rtx.restore import RestoreRefused, check_same_router, restored_section
 from ipip6.rtx.tunnel_slot import TunnelRefused, choose_tunnel, tunnel_use
 from ipip6.settings import RouterSettings
 from ipip6.tunnel_ping import TunnelPing, choose_address
@@ -216,6 +218,43 @@ def tunnel_step(
     return Step(desired=desired, plan=plan, warnings=tuple(warnings), notes=notes)
 
 
+def restore_step(
+    settings: RouterSettings,
+    running: RouterConfig,
+    saved: RouterConfig | None,
+    config_file: int | None,
+    restore: BackupFile,
+) -> Step:
+    """The ``restore`` step: the owned lines as ``restore`` holds them, as a candidate (or why
+    not). The same rules as :func:`tunnel_step` but for where the values come from."""
+    try:
+        check_same_router(restore.config, running, restore.path)
+        desired = restored_section(owned_section(settings, running), restore.config, restore.path)
+    except (TunnelRefused, FallbackRefused, RestoreRefused) as exc:
+        return Step(refusal=str(exc))
+    if config_file is None:
+        return _unknown_file("nothing was changed")
+    if saved is not None:
+        outside = gate.unsaved_outside(running, saved, desired)
+        if outside:
+            return Step(
+                refusal=_unsaved_elsewhere(outside, config_file, "Nothing was changed"),
+                desired=desired,
+            )
+    plan = gate.Plan.make(running, desired)
+    if not plan.delta:
+        return Step(
+            noop=f"the lines this deploy owns are already as in {restore.path}", desired=desired
+        )
+    warnings = []
+    if not desired.enabled_blocks:
+        warnings.append(
+            f"{restore.path} has no tunnel of this deploy's enabled: the router's tunnel "
+            f"{desired.tunnel_number} goes, and the save is checked on the router only"
+        )
+    return Step(desired=desired, plan=plan, warnings=tuple(warnings))
+
+
 def _configured(settings: RouterSettings, desired: OwnedSection) -> str:
     text = f"tunnel {desired.tunnel_number} to {settings.vps_ipv6}"
     backup = settings.backup_site()
@@ -232,15 +271,26 @@ def save_step(
     *,
     pending: gate.PendingCommit | None,
     executing: bool,
+    restore: BackupFile | None = None,
 ) -> Step:
-    """The ``save`` step: whether the flash needs writing, and of which owned lines."""
+    """The ``save`` step: whether the flash needs writing, and of which owned lines.
+    ``restore``: after :func:`restore_step`, the owned lines are the backup's."""
     desired = None
-    if settings is not None:
+    if settings is not None and restore is not None:
+        if pending is not None:  # what the restore committed in this run
+            desired = pending.plan.desired
+        else:  # a dry run (or a restore that was already in place): as the restore decides
+            step = restore_step(settings, running, saved, config_file, restore)
+            if step.refusal is not None:
+                refusal = step.refusal.replace("Nothing was changed", "Not saved")
+                return Step(refusal=refusal.replace("Nothing was sent", "Not saved"))
+            desired = step.desired
+    elif settings is not None:
         try:
             desired = owned_section(settings, running)
         except (TunnelRefused, FallbackRefused) as exc:
             return Step(refusal=str(exc).replace("Nothing was sent", "Not saved"))
-    if desired is not None and saved is not None:
+    if desired is not None and saved is not None and restore is None:
         # What the saved config holds of this deploy's and the running one no longer does
         # (a keepalive just removed) is this deploy's too: it goes with the save.
         stale = stale_keepalives(settings, saved, desired.tunnel_number, desired.keepalive_numbers)

@@ -7,8 +7,9 @@ yield). The connector (:mod:`ipip6.rtx.connector`) is the thin pyinfra adapter a
 session (dry-run gate, echo, secret scrubbing) and hands out this driver.
 
 For one router and one pyinfra run the driver holds the config file the router booted from
-(read once per session), the pending commit (applied and confirmed, not saved yet), and the
-verbs a network engineer knows: :meth:`get_running`, :meth:`get_saved`, :meth:`tunnel_status`,
+(read once per session), the pending commit (applied and confirmed, not saved yet), the backup
+taken before this run's first change, and the verbs a network engineer knows:
+:meth:`get_running`, :meth:`get_saved`, :meth:`tunnel_status`, :meth:`take_backup`,
 :meth:`commit`, :meth:`save`, :meth:`rollback`. The rules of each verb are pure and live in
 :mod:`ipip6.rtx.commit` (confirm or roll back) and :mod:`ipip6.rtx.decide` (whether to).
 """
@@ -16,9 +17,11 @@ verbs a network engineer knows: :meth:`get_running`, :meth:`get_saved`, :meth:`t
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ipip6.rtx import commit as gate
+from ipip6.rtx.backup import Backup, BackupError, write_backup
 from ipip6.rtx.config import OwnedSection, RouterConfig
 from ipip6.rtx.facts import config_file_number
 from ipip6.rtx.session import CommandResult
@@ -36,6 +39,8 @@ class RTXDriver:
         self._connector = connector
         #: Applied and confirmed in this run, not saved yet: what a failed save rolls back.
         self.pending_commit: gate.PendingCommit | None = None
+        #: Written before this run's first change to the router (once per run).
+        self.backup: Backup | None = None
         self._config_file: tuple[object, int | None] | None = None
 
     # -- what the commit gate needs ----------------------------------------------------------
@@ -81,6 +86,38 @@ class RTXDriver:
         number = self.config_file()
         return None if number is None else gate.read_saved(self, number)
 
+    def take_backup(self, folder: Path) -> Backup | None:
+        """Write the running and saved config under ``folder`` unless this run did already
+        (then None). The texts are the session's kept reads, which the plan was made from: no
+        new round trip unless something was sent since. Raises
+        :class:`~ipip6.rtx.backup.BackupError`; a saved config the router cannot show is said
+        in the backup's note, not an error."""
+        if self.backup is not None:
+            return None
+        running = self._quiet_read("show config")
+        if not running.ok:
+            raise BackupError(
+                f"could not read the running config (show config) to back it up: {running.error}"
+            )
+        number = self.config_file()
+        saved, note = None, None
+        if number is None:
+            note = "which config file the router booted from is unknown: no saved config"
+        else:
+            answer = self._quiet_read(f"show config {int(number)}")
+            if answer.ok:
+                saved = answer.output
+            else:
+                note = f"show config {int(number)} answered {answer.error!r}: no saved config"
+        self.backup = write_backup(
+            folder, self._connector.host.name, running.output, saved, saved_note=note
+        )
+        return self.backup
+
+    def _quiet_read(self, line: str) -> CommandResult:
+        # Not echoed: the same text was read (and shown with -vvv) for the plan already.
+        return self._connector.cli(line)
+
     def tunnel_status(self, number: int) -> TunnelStatus:
         result = self.cli(f"show status tunnel {int(number)}")
         return parse_tunnel_status(number, result.output, result.error)
@@ -122,7 +159,7 @@ class RTXDriver:
 
         def router_check() -> tuple[bool, str]:
             seen = []
-            for block in desired.blocks:  # the first VPS's tunnel, then the backup's
+            for block in desired.enabled_blocks:  # the first VPS's tunnel, then the backup's
                 status = self.tunnel_status(block.number)
                 if status.state == "unknown" and verify is not None:
                     # Words this driver does not know: not proof of anything, so the check by

@@ -100,6 +100,27 @@ _DROP_OWNED = (
 )
 
 
+# Puts the deploy's part back from its saved copy without moving anyone's rules: a jump that
+# is in the copy and still live stays where it is (before or after Docker's, as it was); only
+# jumps and chains the copy lacks go, and a jump that went is appended again.
+_RESTORE_OWNED = (
+    'restore_owned() { cmd=$1; saved=$2; shift 2; for t in "$@"; do '
+    'part=$(awk -v t="*$t" \'/^[*]/ {on = ($0 == t)} on\' "$saved"); '
+    "$cmd -w -t \"$t\" -S | sed -n 's/^-A \\([A-Z]*\\) -j \\(IPIP6-[A-Z]*\\)$/\\1 \\2/p' | "
+    'while read -r base chain; do printf "%s\\n" "$part" | grep -qxF -- "-A $base -j $chain" '
+    '|| $cmd -w -t "$t" -D "$base" -j "$chain"; done; '
+    "chains=$($cmd -w -t \"$t\" -S | sed -n 's/^-N \\(IPIP6-[A-Z]*\\)$/\\1/p'); "
+    'for c in $chains; do printf "%s\\n" "$part" | grep -q "^:$c " || $cmd -w -t "$t" -F "$c"; '
+    'done; for c in $chains; do printf "%s\\n" "$part" | grep -q "^:$c " '
+    '|| $cmd -w -t "$t" -X "$c"; done; done; '
+    # Declared chains are flushed and refilled by a --noflush restore; the jumps are hooked.
+    "grep -v '^-A [A-Z]* -j IPIP6-[A-Z]*$' \"$saved\" | $cmd-restore -w --noflush && "
+    "awk '/^[*]/ {t = substr($0, 2)} /^-A [A-Z]+ -j IPIP6-[A-Z]+$/ {print t, $2, $4}' "
+    '"$saved" | while read -r t base chain; do $cmd -w -t "$t" -C "$base" -j "$chain" '
+    '2>/dev/null || $cmd -w -t "$t" -A "$base" -j "$chain"; done; }'
+)
+
+
 #: Removes the deploy's iptables chains and the jumps to them, nothing else.
 DROP_OWNED_IPTABLES = (
     f"{_DROP_OWNED}; drop_owned iptables filter nat mangle; drop_owned ip6tables filter; true"
@@ -129,10 +150,10 @@ def firewall_restore_script(
     candidates are dropped."""
     return _script(
         [
-            DROP_OWNED_IPTABLES,
             DROP_OWNED_NFT,
-            f"iptables-restore -w --noflush < {GUARD_DIR}/firewall.v4",
-            f"ip6tables-restore -w --noflush < {GUARD_DIR}/firewall.v6",
+            _RESTORE_OWNED,
+            f"restore_owned iptables {GUARD_DIR}/firewall.v4 filter nat mangle",
+            f"restore_owned ip6tables {GUARD_DIR}/firewall.v6 filter",
             f"[ -s {GUARD_DIR}/firewall.nft ] && nft -f {GUARD_DIR}/firewall.nft",
             *(f"{command} -w --noflush < {shlex.quote(path)}" for command, path in legacy),
             "rm -f " + " ".join(shlex.quote(c) for c in candidates),
