@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 
-.PHONY: venv lint test test-unit test-vm test-sim demo clean
+.PHONY: venv lint test test-unit test-vm test-sim demo bench clean
 
 $(VENV)/.installed: pyproject.toml
 	@# Debian's python3 has no venv support until python3-venv is installed.
@@ -30,6 +30,13 @@ test: venv lint
 # The whole tunnel in a local lab: VM (the VPS) + RTX simulator (the router), deploy, traffic.
 demo: venv
 	$(PY) -m lab.demo
+
+# What a run costs (not part of `make test`): routers on simulators, the VPS on the lab VM.
+# Figures and the scaling plot go to bench/ (matplotlib from the bench extra, if it installs).
+bench: venv
+	$(PY) -m pip install --quiet -e '.[bench]' || echo "bench: no matplotlib, no plot"
+	$(PY) -m lab.host_packages
+	$(PY) -m lab.bench --vps
 
 test-unit: venv
 	$(PY) -m pytest -v -m "not vm and not sim"

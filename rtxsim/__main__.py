@@ -51,6 +51,12 @@ def main(argv: list[str] | None = None) -> int:
         help="booted from config file N (newer `show environment` form: Config. file: configN)",
     )
     ap.add_argument("--tunnel-down", action="store_true", help="show status tunnel: not connected")
+    ap.add_argument(
+        "--command-log",
+        type=Path,
+        default=None,
+        help="append every line received here (mode, context, command; tab-separated)",
+    )
     args = ap.parse_args(argv)
 
     sim = Simulator(
@@ -71,6 +77,8 @@ def main(argv: list[str] | None = None) -> int:
         config_file=args.config_file,
         tunnel_down=args.tunnel_down,
     )
+    if args.command_log is not None:
+        sim.device.log_to = args.command_log.open("a", encoding="utf-8")
     port = sim.start(port=args.port)
     print(f"rtxsim listening on 127.0.0.1:{port}", flush=True)
 

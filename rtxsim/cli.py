@@ -15,7 +15,7 @@ import threading
 import unicodedata
 from collections.abc import Callable
 from pathlib import Path
-from typing import NamedTuple
+from typing import NamedTuple, TextIO
 
 from . import messages
 from .model import NO_CONTEXT, ApplyResult, CliError, Context, RouterConfig, tokenize, unquote
@@ -109,6 +109,9 @@ class Device:
         self.config_file = config_file
         self.lock = threading.RLock()
         self.command_log: list[LogEntry] = []
+        #: Also written here, one tab-separated line per entry (``python -m rtxsim
+        #: --command-log``: another process, a bench, counts what was sent).
+        self.log_to: TextIO | None = None
         #: Called (with no arguments) after a reboot, to drop every session.
         self.reboot_hook: Callable[[], None] | None = None
         #: Called with the running config's text whenever it changed (a config command that
@@ -214,6 +217,9 @@ class Device:
     def record(self, mode: str, context: str, command: str) -> None:
         with self.lock:
             self.command_log.append(LogEntry(mode, context, command))
+            if self.log_to is not None:
+                self.log_to.write(f"{mode}\t{context}\t{command}\n")
+                self.log_to.flush()
 
     def banner_lines(self) -> list[str]:
         p = self.profile

@@ -248,6 +248,9 @@ class FakeRouter:
             ch.out("Password: ")
         elif line == "show config":
             self.show_config(ch)
+        elif line == "show config 0" and self.saved is not None:
+            ch.out("".join(x + "\r\n" for x in [*HEADER.split("\r\n")[:-1], *self.saved]))
+            ch.out(self.prompt())
         elif line == "exit":
             if self.mode == "admin":
                 if self.dirty:
@@ -354,23 +357,56 @@ def test_console_set_for_the_session_only_leaves_config_alone():
     assert b"N" not in router.channel.sent  # no save question: nothing changed
 
 
-def test_console_stored_at_user_level_is_put_back():
+def test_console_stored_at_user_level_is_put_back_as_the_saved_config_has_it():
+    # No read at ">": the running config at "#" shows the session's values, the saved config
+    # (read for the plan anyway) what they were.
     config = ["console columns 120", "ip lan1 address x"]
     router = FakeRouter(config, user_console="stored")
+    router.saved = list(config)
     session = started(router)
     assert "console lines infinity" in router.config
+    assert session.read("show config 0").ok
     session.close()
     assert sorted(router.config) == sorted(config)
     assert "no console lines" in router.channel.lines
     assert "console columns 120" in router.channel.lines
 
 
-def test_console_already_set_is_not_touched():
-    router = FakeRouter(["console lines infinity", "console columns 200"])
+def test_console_stored_at_user_level_is_kept_out_of_a_save():
+    config = ["ip lan1 address x"]
+    router = FakeRouter(config, user_console="stored")
+    router.saved = list(config)
+    session = started(router)
+    assert session.read("show config 0").ok
+    session.run("ip lan2 address y", config_line=True)
+    assert session.save().ok
+    assert router.saved == ["ip lan1 address x", "ip lan2 address y"]
+    session.close()
+    assert sorted(router.config) == sorted(router.saved)
+
+
+def test_console_stored_without_a_saved_read_is_left_and_said(caplog):
+    caplog.set_level("INFO", logger="ipip6.rtx.session")
+    router = FakeRouter(["ip lan1 address x"], user_console="stored")
     session = started(router)
     session.close()
-    assert not router.dirty
-    assert not any(line.startswith(("console", "no console")) for line in router.channel.lines)
+    assert "console lines infinity" in router.config  # cannot be told from a user's own
+    assert "cannot be told whether this session stored it" in caplog.text
+
+
+def test_console_already_set_is_not_touched():
+    config = ["console lines infinity", "console columns 200"]
+    for user_console in ("refused", "session", "stored"):
+        router = FakeRouter(config, user_console=user_console)
+        router.saved = list(config)
+        session = started(router)
+        assert session.read("show config 0").ok
+        session.close()
+        assert router.config == config, user_console
+        assert not router.dirty or user_console == "stored"  # the same value stored again
+        assert not any(line.startswith("no console") for line in router.channel.lines)
+        # At ">" only, once each: nothing is set or put back as config.
+        assert router.channel.lines.count("console lines infinity") == 1, user_console
 
 
 def test_paged_show_config_is_read_whole():
@@ -473,31 +509,31 @@ def test_config_reads_are_kept_until_something_could_change_them():
     def sent(command: str) -> int:
         return router.channel.lines.count(command)
 
-    # Start-up read it twice: at ">" for the console settings, at "#" to check them.
-    assert sent("show config") == 2
+    # Start-up reads it once, at "#": the check of the console settings is the running config.
+    assert sent("show config") == 1
     running = session.read("show config")
-    assert sent("show config") == 2  # the check at "#" is handed out
+    assert sent("show config") == 1  # the check at "#" is handed out
     assert running.ok and "ip lan1 address x" in running.output.splitlines()
     assert session.read("show config 0").ok and session.read("show config 0").ok
     assert sent("show config 0") == 1
     assert session.run("show config").output == running.output
-    assert sent("show config") == 3  # run() always asks
+    assert sent("show config") == 2  # run() always asks
 
     # A config line: the running config is read again, the saved one is still good.
     assert session.run("tunnel select 1", config_line=True).ok
     assert "tunnel select 1" in session.read("show config").output.splitlines()
     session.read("show config 0")
-    assert (sent("show config"), sent("show config 0")) == (4, 1)
+    assert (sent("show config"), sent("show config 0")) == (3, 1)
 
     # Anything else (even a rejected line) and save: nothing read before is used.
     assert not session.run("bogus command").ok
     session.read("show config")
     session.read("show config 0")
-    assert (sent("show config"), sent("show config 0")) == (5, 2)
+    assert (sent("show config"), sent("show config 0")) == (4, 2)
     assert session.save().ok
     session.read("show config 0")
     assert sent("show config 0") == 3
     session.read("show config")
     session.forget_reads()
     session.read("show config")
-    assert sent("show config") == 7
+    assert sent("show config") == 6

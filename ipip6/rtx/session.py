@@ -11,18 +11,19 @@ channel (anything with ``send``, ``recv`` and ``settimeout``, e.g. a paramiko ``
 Console settings. ``console lines infinity`` and ``console columns 200`` stop paging and
 wrapping. At ``#`` they are config lines (changing the running config, maybe marking it
 unsaved), so the session sets them at ``>``, before ``administrator``, where they can apply to
-the session only (unconfirmed for real firmware); it reads ``show config`` before and after to
-check that. Only if the router refuses them at ``>``, or they did not last, or they turn out to
-have been stored, does the session change the config, and then it puts back exactly the
-previous lines before ``save`` and before leaving administrator mode (so they are never written
-to flash). The language (``console character``) is left alone: Japanese messages are decoded
-and matched instead.
+the session only (unconfirmed for real firmware); the ``show config`` at ``#`` that is the
+running config's read checks that (no read is spent before). Only if the router refuses them at
+``>``, or they did not last, or they turn out to have been stored, does the session change the
+config, and then it puts back the previous lines before ``save`` and before leaving
+administrator mode (so they are never written to flash). Stored or already there cannot be told
+apart from the running config alone: such a line is checked against the saved config this
+session read, and put back to it when they differ. The language (``console character``) is
+left alone: Japanese messages are decoded and matched instead.
 
 Config reads are exact (:mod:`ipip6.rtx.wrap`): a read that fills the console's width somewhere
-is read again at other widths (the ``>`` read at the router's own width first, when it can
-serve) until every line end is certain, or the read fails; never a guess. After ``save`` the
-console settings put back before it are set again, so the saved config is read back unpaged
-at the session's width.
+is read again at other widths until every line end is certain, or the read fails; never a
+guess. After ``save`` the console settings put back before it are set again, so the saved
+config is read back unpaged at the session's width.
 
 Config reads are kept. The ``show config`` read at ``#`` that checks the console settings is the
 running config as well, and any later ``show config`` / ``show config N`` is kept too:
@@ -31,9 +32,7 @@ command that is neither ``show …`` nor one of the session's console settings i
 running config read is dropped; the saved ones (``show config N``) only survive lines the caller
 vouches for as config lines, which change the running config only (never ``save``). So a deploy
 with nothing to change reads the running config once at ``#`` and each saved config once,
-whatever number of facts ask for them. (The read at
-``>``, made at the router's own width before the console is set up, is never handed out on its
-own: it only settles a wrap in the read at ``#``.)
+whatever number of facts ask for them.
 """
 
 from __future__ import annotations
@@ -287,7 +286,6 @@ class RTXSession:
         self.admin_prompt = ""
         self.columns = DEFAULT_CONSOLE_COLUMNS
         self._original_columns = DEFAULT_CONSOLE_COLUMNS
-        self._before: dict[str, str] | None = None  # console lines as first read
         self._session_set: set[str] = set()  # console settings accepted at ">"
         self._restore: list[str] = []  # config lines to put back, in order of change
         self.pages_answered = 0
@@ -295,7 +293,8 @@ class RTXSession:
         # Answers to KEPT_READ commands since the last command that could change them.
         self._reads: dict[str, _Read] = {}
         self._original_console: dict[str, str] = {}  # console lines of the config at login
-        self._user_read: _Read | None = None  # show config at ">", before the console was set
+        # Set at ">" and found in the config at "#": stored by the session, or there before?
+        self._uncertain: set[str] = set()
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -349,25 +348,14 @@ class RTXSession:
         self.admin_prompt = self.prompt
 
     def prepare_console(self) -> None:
-        """At ``>``: stop paging and wrapping for this session, remembering the values first.
+        """At ``>``: stop paging and wrapping for this session.
 
         Run before ``administrator``: at ``>`` the console commands are meant for the session,
-        not the config. :meth:`verify_console` then checks that at ``#``.
+        not the config. :meth:`verify_console` then checks that at ``#``, in the read of the
+        running config (a read here, at ``>``, would be one more read of the whole config on
+        every run, paged at that).
         """
-        # Read as-is: paged (answered) and maybe wrapped; console lines are short, never cut.
-        # Made at ">", before the session is set up: never handed out as the running config
-        # (verify_console's read at "#" is).
-        result = self.run("show config", unwrap=False)
-        if result.ok:
-            # At the router's own width: a second read for free where the one at "#" is
-            # ambiguous (as long as nothing but console settings is sent in between).
-            self._user_read = _Read(_physical(result.output), self.columns, None)
-            self._before = self._console_settings(result.output)
-            self._original_columns = _columns_value(self._before.get("console columns"))
-            self.columns = self._original_columns
         for key, wanted in SESSION_SETTINGS:
-            if self._before is not None and self._before.get(key) == wanted:
-                continue
             if self.run(wanted).ok:
                 self._session_set.add(key)
                 if key == "console columns":
@@ -376,7 +364,9 @@ class RTXSession:
     def verify_console(self) -> None:
         """At ``#``: make sure paging and wrapping are off without leaving the config changed.
 
-        - A setting made at ``>`` that shows up in the config was stored: put back at close.
+        - A setting made at ``>`` that shows up in the config was stored, or was there before:
+          settled against the saved config before ``save`` and at close
+          (:meth:`restore_console`).
         - A setting refused at ``>``, or one that did not survive ``administrator`` (the pager
           still answered), is set as config now and put back at close.
         """
@@ -388,23 +378,14 @@ class RTXSession:
             return
         now = self._console_settings(result.output)
         read = _Read(_physical(result.output), self.columns, None)
-        if self._before is None:
-            self._original_columns = _columns_value(now.get("console columns"))
-        self._original_console = dict(self._before if self._before is not None else now)
+        self._original_columns = _columns_value(now.get("console columns"))
+        self._original_console = dict(now)
         paging_still_on = self.pages_answered > pages
         for key, wanted in SESSION_SETTINGS:
             current = now.get(key)
             if key in self._session_set and not paging_still_on:
-                stored = current is not None and normalise_line(current) == wanted
-                if stored and self._before is not None and self._before.get(key) != current:
-                    self._restore.append(self._before.get(key) or f"no {key}")
-                elif stored and self._before is None:
-                    logger.warning(
-                        "%s: %r is in the config; cannot tell whether this session put it "
-                        "there (show config needs administrator), leaving it",
-                        self.name,
-                        wanted,
-                    )
+                if current is not None and normalise_line(current) == wanted:
+                    self._uncertain.add(key)
                 continue
             if current is not None and normalise_line(current) == wanted:
                 continue
@@ -423,6 +404,7 @@ class RTXSession:
     def restore_console(self) -> set[str]:
         """Put back the console config lines the session changed (newest first); returns the
         console keys put back."""
+        self._settle_uncertain()
         restored: set[str] = set()
         while self._restore:
             command = self._restore.pop()
@@ -433,6 +415,44 @@ class RTXSession:
         if "console columns" in restored:
             self.columns = self._original_columns
         return restored
+
+    def _settle_uncertain(self) -> None:
+        """A setting made at ``>`` that the config at ``#`` showed: the router stored it, or it
+        was there before. The saved config this session read tells: the same line there,
+        nothing to do; another value or none, it is put back to the saved one (a hand-made,
+        unsaved console line of exactly this value would be put back too: the one case the
+        two cannot be told apart). Without a saved read it is left, and said."""
+        if not self._uncertain:
+            return
+        saved = [
+            kept
+            for command, kept in self._reads.items()
+            if (match := KEPT_READ.fullmatch(command))
+            and match.group(1) is not None
+            and kept.error is None
+        ]
+        if len(saved) != 1:
+            # Only firmware that stores them at ">" makes this matter; a config that holds
+            # them already (common) would make a warning on every fact-only run.
+            logger.info(
+                "%s: %s in the running config; without one saved config read in this session "
+                "it cannot be told whether this session stored it: left as is",
+                self.name,
+                ", ".join(sorted(self._uncertain)),
+            )
+            self._uncertain.clear()
+            return
+        in_saved = self._console_settings("\n".join(saved[0].physical))
+        for key, wanted in SESSION_SETTINGS:
+            if key not in self._uncertain:
+                continue
+            previous = in_saved.get(key)
+            if previous is None or normalise_line(previous) != wanted:
+                self._restore.insert(0, previous or f"no {key}")
+                self._original_console[key] = previous or ""
+                if key == "console columns":
+                    self._original_columns = _columns_value(previous)
+        self._uncertain.clear()
 
     def _reapply_console(self, keys: set[str]) -> None:
         """Set again, as config, the console settings :meth:`restore_console` put back (for the
@@ -554,12 +574,6 @@ class RTXSession:
             return lines
         reads = [(kept.physical, kept.columns)]
         problem = "one read cannot tell"
-        user = self._user_read if command == "show config" else None
-        if user is not None and user.columns != kept.columns:
-            try:
-                return _reconcile_without_console([*reads, (user.physical, user.columns)])
-            except AmbiguousWrap:
-                pass  # maybe made before something changed: not used further
         widths = [self.columns] if self.columns != kept.columns else []
         widths += [c for c in OTHER_COLUMNS if c not in (kept.columns, self.columns)]
         for columns in widths[:2]:
@@ -603,7 +617,6 @@ class RTXSession:
             return  # reads nothing / changes only the session's own console lines
         if line == "administrator":
             return  # changes the session's level, not the config
-        self._user_read = None
         if config_line:
             self._reads = {
                 command: result
