@@ -342,8 +342,7 @@ def scaling_cases(
 def vps_cases(workdir: Path, runs: int, echo: Callable[[str], None]) -> list[Case]:
     """On the lab VM with the lab's simulated router, pyinfra limited to the VPS (the router's
     end is measured above): every command pyinfra runs there, facts included, is counted."""
-    from lab.e2e import ROUTER_FACTORY_CONFIG, E2ELab
-    from lab.homenet import VPS_HOST
+    from lab.e2e import ROUTER_FACTORY_CONFIG, VPS_HOST, E2ELab
     from lab.host_packages import ensure_host_packages
     from lab.image import default_suite, ensure_image
     from lab.vm import LabVM
@@ -470,6 +469,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--routers", default="1,10,50", help="scaling: routers per run")
     ap.add_argument("--quick", action="store_true", help="1 and 10 routers, 2 runs, no VM")
     ap.add_argument("--vps", action="store_true", help="the VPS cases on the lab VM too")
+    ap.add_argument(
+        "--only",
+        default="router,floor,scaling,vps",
+        help="which groups to run, comma-separated (default: all; vps only with --vps)",
+    )
     ap.add_argument("--out", type=Path, default=Path("bench"), help="folder for JSON and PNG")
     ap.add_argument("--floor-session", nargs=2, metavar=("PORT", "KNOWN_HOSTS"), help=SUPPRESS)
     args = ap.parse_args(argv)
@@ -487,10 +491,13 @@ def main(argv: list[str] | None = None) -> int:
     echo(f"  {'case':<52} {'min':>6} {'median':>6} {'max':>6}  {'CPU s':>6}  sent")
     with tempfile.TemporaryDirectory(prefix="ipip6-bench-") as tmp:
         workdir = Path(tmp)
-        cases = router_cases(workdir, runs, echo)
-        cases.append(floor_case(workdir, max(runs, 3), echo))
-        cases += scaling_cases(workdir, counts, runs, echo)
-        if args.vps and not args.quick:
+        only = set(args.only.split(","))
+        cases = router_cases(workdir, runs, echo) if "router" in only else []
+        if "floor" in only:
+            cases.append(floor_case(workdir, max(runs, 3), echo))
+        if "scaling" in only:
+            cases += scaling_cases(workdir, counts, runs, echo)
+        if args.vps and "vps" in only and not args.quick:
             cases += vps_cases(workdir, runs, echo)
     ratios = ratio_figures(cases)
     echo("")
