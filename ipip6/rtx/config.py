@@ -20,6 +20,7 @@ inside the block are reported (:attr:`ConfigDelta.foreign_lines`) because they s
 from __future__ import annotations
 
 import difflib
+import functools
 import ipaddress
 import re
 from collections.abc import Iterable, Sequence
@@ -236,6 +237,13 @@ _TUNNEL_STATE = re.compile(r"^tunnel (?:enable|disable) (\S+)$")
 _IP_ROUTE = re.compile(r"^(ip(?:v6)? route \S+)")
 
 
+# Longest first: "ip filter dynamic" before "ip filter".
+_NUMBERED_BY_LENGTH = tuple(sorted(_NUMBERED_HEADS, key=len, reverse=True))
+
+
+# A pure function of one line, asked for the same lines again and again (every comparison of a
+# busy config walks all of them, several times per run and router): cached.
+@functools.lru_cache(maxsize=65536)
 def line_key(line: str) -> str:
     """The command head of a line: the part a new value replaces.
 
@@ -251,7 +259,7 @@ def line_key(line: str) -> str:
     for head in _FIXED_HEADS:
         if text == head or text.startswith(head + " "):
             return head
-    for head in sorted(_NUMBERED_HEADS, key=len, reverse=True):
+    for head in _NUMBERED_BY_LENGTH:
         if text.startswith(head + " "):
             words = text.split(" ")
             n = len(head.split(" "))

@@ -36,6 +36,8 @@ def char_width(char: str, *, ambiguous: int = 1) -> int:
 
 
 def display_width(text: str, *, ambiguous: int = 1) -> int:
+    if text.isascii():  # nearly every line of a config: one column per character
+        return len(text)
     return sum(char_width(char, ambiguous=ambiguous) for char in text)
 
 
