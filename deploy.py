@@ -30,7 +30,7 @@ if not is_router(host):
     names = ", ".join(t.tunnel_name for t in carried)
     # Before any change: what the VPS already has that this data would break.
     vps.checks(name="VPS: checks before any change", settings=settings, tunnels=carried)
-    vps.packages(name="VPS: packages", settings=settings)
+    vps.packages(name="VPS: packages", settings=settings, tunnels=carried)
     vps.tunnel(name=f"VPS: tunnel {names}", settings=settings, tunnels=carried)
     vps.sysctls(name="VPS: sysctls", settings=settings, tunnels=carried)
     vps.firewall(

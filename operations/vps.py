@@ -4,6 +4,12 @@ Each operation compares what the host has with what the settings render, on the 
 changes only what differs, and then does the least that makes the change live. With ``--diff``
 each prints a unified diff of the files it would change before it yields anything, so
 ``--dry --diff`` previews exactly.
+
+What the host has is read once for all the operations (:class:`~ipip6.vps.facts.VpsState`,
+one command): each operation asks for the same read and takes its part. A read is kept until
+an operation changes something on the host, so a no-op run sends one command, and a changing
+run reads again after each change (a later operation never decides on what an earlier one
+changed).
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ import hashlib
 import logging
 import shlex
 import time
+import weakref
 from collections.abc import Sequence
 from io import StringIO
 from pathlib import PurePosixPath
@@ -32,7 +39,7 @@ from pyinfra.operations import apt
 from ipip6.settings import SettingsError, VpsSettings
 from ipip6.vps import render
 from ipip6.vps.conflicts import conflicts
-from ipip6.vps.facts import DebPackagesAndUfw, ManagedFiles, VpsNetwork
+from ipip6.vps.facts import VpsState
 from ipip6.vps.guard import (
     DROP_OWNED_IPTABLES,
     DROP_OWNED_NFT,
@@ -65,6 +72,53 @@ def required_packages(settings: VpsSettings) -> list[str]:
 _RETRY_PAUSE = 2.0
 
 
+def state_query(settings: VpsSettings, tunnels: Sequence[VpsSettings] = ()) -> dict:
+    """What :class:`~ipip6.vps.facts.VpsState` is asked for this VPS: every operation's files,
+    guards and packages, so that one read serves them all (the same for every operation, or
+    the read is not shared)."""
+    tunnels = list(tunnels or (settings,))
+    nft = settings.firewall_backend == "nftables"
+    paths = [
+        *(path for t in tunnels for path in render.render_tunnel_units(t).files()),
+        render.SYSCTL_FILE,
+        render.MODULES_FILE,
+        *render.render_firewall(settings, tunnels),
+        *(render.IPTABLES_FILES if nft else render.NFTABLES_FILES),
+    ]
+    return {
+        "netdev_glob": render.OWNED_NETDEV_GLOB,
+        "packages": tuple(required_packages(settings)),
+        "paths": tuple(dict.fromkeys(paths)),
+        "owned_globs": tuple(render.OWNED_UNIT_GLOBS),
+        "timers": tuple(Guard(name, 0).unit for name in ("tunnel", "firewall")),
+        "headed": (render.LEGACY_RULES_V4, render.LEGACY_RULES_V6),
+        "line_in": (render.NFTABLES_CONF, render.NFT_INCLUDE),
+    }
+
+
+# The last read of each host: (the state, its stage, the query) → what it returned.
+_READS: weakref.WeakKeyDictionary[Host, tuple[tuple, dict]] = weakref.WeakKeyDictionary()
+
+
+def _vps_state(settings: VpsSettings, tunnels: Sequence[VpsSettings] = ()) -> dict:
+    """The host's :class:`~ipip6.vps.facts.VpsState`, read once per pyinfra stage and again
+    after a change (:func:`_changing`)."""
+    query = state_query(settings, tunnels)
+    key = (id(host.state), host.state.current_stage, tuple(sorted(query.items())))
+    kept = _READS.get(host)
+    if kept is not None and kept[0] == key:
+        return kept[1]
+    found = host.get_fact(VpsState, **query)
+    _READS[host] = (key, found)
+    return found
+
+
+def _changing() -> None:
+    """Called as an operation yields its first command: when that runs, the read is stale."""
+    if host.state.is_executing:
+        _READS.pop(host, None)
+
+
 def _sha256(content: str) -> str:
     return hashlib.sha256(content.encode()).hexdigest()
 
@@ -82,19 +136,31 @@ def _show_diff(path: str, content: str) -> None:
     show_diff(title, current or [], content.splitlines())
 
 
-def _upload(content: str, dest: str, mode: str = "644") -> list:
-    return [
-        FileUploadCommand(
-            StringIO(content), dest, remote_temp_filename=host.get_temp_filename(dest)
-        ),
-        StringCommand("chmod", mode, shlex.quote(dest)),
-    ]
+def _upload(content: str, dest: str) -> FileUploadCommand:
+    """pyinfra's own upload (SFTP; under sudo through a temporary file, found only then). Its
+    mode is set by the command that follows (:func:`_chmod`): no command of its own."""
+    return FileUploadCommand(StringIO(content), dest)
 
 
-def _wait_for_link(name: str) -> StringCommand:
+def _chmod(mode: str, paths: Sequence[str]) -> str:
+    return f"chmod {mode} " + " ".join(shlex.quote(p) for p in paths)
+
+
+def _mkdirs(paths: Sequence[str]) -> str:
+    folders = dict.fromkeys(str(PurePosixPath(p).parent) for p in paths)
+    return "mkdir -p " + " ".join(shlex.quote(f) for f in folders)
+
+
+def _chain(*steps: str) -> StringCommand:
+    """One command of several shell steps, stopping at the first that fails (each in braces,
+    so a step's own ``||`` stays its own)."""
+    return StringCommand(" && ".join(f"{{ {step}; }}" for step in steps))
+
+
+def _wait_for_link(name: str) -> str:
     """Wait for networkd to (re)create the tunnel and check the one setting that matters."""
     quoted = shlex.quote(name)
-    return StringCommand(
+    return (
         f"for i in $(seq 1 100); do ip link show dev {quoted} >/dev/null 2>&1 && break; "
         "sleep 0.1; done; "
         f"ip -d link show dev {quoted} | grep -q 'encaplimit none' || "
@@ -145,14 +211,19 @@ def _confirm_over_new_connection(state: State, host: Host, token: str, budget: f
         time.sleep(_RETRY_PAUSE)
 
 
-def _guarded(guard: Guard, arm: list, apply: list, then: list[str] = ()) -> list:
-    """The commands of one guarded change: recover, arm, apply, prove, commit or roll back."""
+def _guarded(
+    guard: Guard, prepare: list, restore: str, apply: list, then: Sequence[str] = ()
+) -> list:
+    """The commands of one guarded change: ``prepare`` (an earlier run's unconfirmed change
+    rolled back first, the rollback copy kept), the ``restore`` script uploaded and the timer
+    armed, ``apply``, prove over a new connection, commit (``then``) or roll back."""
     token = new_token()
     # Half the rollback delay: the proof must be in before the timer could fire.
     budget = guard.seconds / 2
     return [
-        *arm,
-        guard.arm(),
+        *prepare,
+        _upload(restore, guard.script),
+        _chain(_chmod("700", [guard.script]), guard.arm()),
         *apply,
         FunctionCommand(_confirm_over_new_connection, (token, budget), {}),
         StringCommand(guard.confirm_or_restore(token, then)),
@@ -168,9 +239,9 @@ def checks(settings: VpsSettings, tunnels: Sequence[VpsSettings] = ()):
     + tunnels: every tunnel the VPS carries (:meth:`~ipip6.tunnels.TunnelInventory.vps_tunnels`;
       default: the one of ``settings``)
 
-    One read-only command (run without sudo: it needs ``$SSH_CONNECTION``, which sudo drops)
-    looks at the interfaces, the IPv4 addresses and default gateways, the tunnels this project
-    created, and the port this SSH connection arrived on. Refused, with nothing changed: a
+    The deploy's one read (:class:`~ipip6.vps.facts.VpsState`) looks at the interfaces, the
+    IPv4 addresses and default gateways, the tunnels this project created, and the port this
+    SSH connection arrived on. Refused, with nothing changed: a
     ``tunnel_name`` an interface already has that this deploy did not create (the deploy would
     delete it), an ``uplink_interface`` that does not exist, a home network holding the VPS's
     own address or gateway, a firewall that would close the port of this connection.
@@ -181,7 +252,7 @@ def checks(settings: VpsSettings, tunnels: Sequence[VpsSettings] = ()):
 
         vps.checks(settings=settings)  # first, before the operations that change things
     """
-    network = host.get_fact(VpsNetwork, netdev_glob=render.OWNED_NETDEV_GLOB, _sudo=False)
+    network = _vps_state(settings, tunnels)["network"]
     problems = list(
         dict.fromkeys(p for t in (tunnels or (settings,)) for p in conflicts(t, network))
     )
@@ -204,11 +275,13 @@ def _refuse(state: State, host: Host, message: str) -> bool:  # noqa: ARG001 - p
 
 
 @operation()
-def packages(settings: VpsSettings):
+def packages(settings: VpsSettings, tunnels: Sequence[VpsSettings] = ()):
     """
     Install what the VPS end needs, only when something is missing.
 
     + settings: the host's validated :class:`~ipip6.settings.VpsSettings`
+    + tunnels: every tunnel the VPS carries (only to share the deploy's one read; default:
+      the one of ``settings``)
 
     ``apt-get update`` runs only when a package is missing, so a host with everything in place
     (or with no route to a mirror) needs no network. An active ufw is disabled when
@@ -218,10 +291,10 @@ def packages(settings: VpsSettings):
 
     .. code:: python
 
-        vps.packages(settings=TunnelInventory.of(state).vps_settings(host.name))
+        vps.packages(settings=settings, tunnels=tunnels)
     """
     required = required_packages(settings)
-    state = host.get_fact(DebPackagesAndUfw, packages=required)
+    state = _vps_state(settings, tunnels)["packages"]
     missing = [name for name in required if not state["installed"].get(name)]
     disable_ufw = state["ufw_active"] and settings.replace_ufw
     if state["ufw_active"] and not disable_ufw and settings.firewall_backend == "nftables":
@@ -235,6 +308,7 @@ def packages(settings: VpsSettings):
     if not missing and not disable_ufw:
         host.noop("packages " + ", ".join(required) + " are installed")
         return
+    _changing()
     if disable_ufw:
         yield "ufw --force disable"
     if missing:
@@ -267,12 +341,7 @@ def tunnel(settings: VpsSettings, tunnels: Sequence[VpsSettings] = ()):
     units = [render.render_tunnel_units(t) for t in tunnels]
     files = {path: text for u in units for path, text in u.files().items()}
     guard = Guard("tunnel", settings.rollback_after_seconds)
-    found = host.get_fact(
-        ManagedFiles,
-        paths=list(files),
-        owned_globs=list(render.OWNED_UNIT_GLOBS),
-        timers=[guard.unit],
-    )
+    found = _vps_state(settings, tunnels)["files"]
     # An armed timer: an earlier run died unconfirmed and its rollback will change the files
     # under us, so rewrite them all rather than trust the sums.
     pending = guard.unit in found["pending"]
@@ -304,40 +373,43 @@ def tunnel(settings: VpsSettings, tunnels: Sequence[VpsSettings] = ()):
         t.tunnel_name for t, u in zip(tunnels, units, strict=True) if u.network[0] in changed
     ]
 
-    apply: list = []
-    for path in changed:
-        apply.append(StringCommand("mkdir -p", shlex.quote(str(PurePosixPath(path).parent))))
-        apply.extend(_upload(files[path], path))
+    # The files go up first (their folders made before the timer is armed), then one command
+    # sets their mode and makes them live.
+    steps = [_chmod("644", changed)] if changed else []
     if stale:
-        apply.append(StringCommand("rm -f", *(shlex.quote(p) for p in stale)))
+        steps.append("rm -f " + " ".join(shlex.quote(p) for p in stale))
         for folder in sorted({str(PurePosixPath(p).parent) for p in stale if ".network.d/" in p}):
-            apply.append(StringCommand("rmdir --ignore-fail-on-non-empty", shlex.quote(folder)))
+            steps.append(f"rmdir --ignore-fail-on-non-empty {shlex.quote(folder)}")
     if recreate:
-        for link in [*recreated, *old_links]:
-            apply.append(StringCommand(f"ip link del dev {shlex.quote(link)} 2>/dev/null || true"))
-        apply.append(StringCommand("systemctl restart systemd-networkd"))
+        steps += [
+            f"ip link del dev {shlex.quote(link)} 2>/dev/null || true"
+            for link in [*recreated, *old_links]
+        ]
+        steps.append("systemctl restart systemd-networkd")
     else:
         quoted = " ".join(shlex.quote(n) for n in reconfigured)
         then = f"networkctl reconfigure {quoted}" if reconfigured else "true"
-        apply.append(
-            StringCommand(
-                f"if networkctl reload 2>/dev/null; then {then}; "
-                "else systemctl restart systemd-networkd; fi"
-            )
+        steps.append(
+            f"if networkctl reload 2>/dev/null; then {then}; "
+            "else systemctl restart systemd-networkd; fi"
         )
-    apply.extend(_wait_for_link(n) for n in names)
+    steps += [_wait_for_link(n) for n in names]
+    apply = [*(_upload(files[path], path) for path in changed), _chain(*steps)]
 
     # Restarting networkd reconfigures the uplink too (and the drop-in mode edits it): guard it.
     # A rollback re-creates the links this change touched (from the restored units, whatever
     # the change left on them); the other sites' links stay as they are.
     touched = list(dict.fromkeys([*recreated, *reconfigured, *old_links]))
     restore = tunnel_restore_script(render.OWNED_UNIT_GLOBS, touched)
-    arm = [
-        StringCommand(guard.recover_pending()),
-        StringCommand(tunnel_snapshot(render.OWNED_UNIT_GLOBS)),
-        *_upload(restore, guard.script, mode="700"),
+    prepare = [
+        _chain(
+            guard.recover_pending(),
+            tunnel_snapshot(render.OWNED_UNIT_GLOBS),
+            *([_mkdirs(changed)] if changed else []),
+        )
     ]
-    yield from _guarded(guard, arm, apply)
+    _changing()
+    yield from _guarded(guard, prepare, restore, apply)
 
 
 @operation()
@@ -362,17 +434,21 @@ def sysctls(settings: VpsSettings, tunnels: Sequence[VpsSettings] = ()):
         render.SYSCTL_FILE: render.render_sysctl(settings, tunnels),
         render.MODULES_FILE: render.render_modules_load(settings),
     }
-    found = host.get_fact(ManagedFiles, paths=list(files))
+    found = _vps_state(settings, tunnels)["files"]
     changed = _changed(files, found["sums"])
     if not changed:
         host.noop("sysctl and modules-load files are up to date")
         return
     for path in changed:
         _show_diff(path, files[path])
+    _changing()
     for path in changed:
-        yield from _upload(files[path], path)
-    yield "modprobe nf_conntrack"
-    yield StringCommand("sysctl -q -p", shlex.quote(render.SYSCTL_FILE))
+        yield _upload(files[path], path)
+    yield _chain(
+        _chmod("644", changed),
+        "modprobe nf_conntrack",
+        f"sysctl -q -p {shlex.quote(render.SYSCTL_FILE)}",
+    )
 
 
 @operation()
@@ -410,13 +486,7 @@ def firewall(settings: VpsSettings, tunnels: Sequence[VpsSettings] = ()):
     other = render.IPTABLES_FILES if nft else render.NFTABLES_FILES
     guard = Guard("firewall", settings.rollback_after_seconds)
     legacy_files = (render.LEGACY_RULES_V4, render.LEGACY_RULES_V6)
-    found = host.get_fact(
-        ManagedFiles,
-        paths=[*files, *other],
-        timers=[guard.unit],
-        headed=list(legacy_files),
-        line_in=(render.NFTABLES_CONF, render.NFT_INCLUDE),
-    )
+    found = _vps_state(settings, tunnels)["files"]
     # An armed timer: an earlier run died unconfirmed; the live rules are not the files'.
     pending = guard.unit in found["pending"]
     changed = list(files) if pending else _changed(files, found["sums"])
@@ -437,37 +507,34 @@ def firewall(settings: VpsSettings, tunnels: Sequence[VpsSettings] = ()):
     if include != nft:
         verb = "add" if nft else "remove"
         host.log(f"Will {verb} `{render.NFT_INCLUDE}` in {render.NFTABLES_CONF}", logger.info)
+    _changing()
     if changed == [render.FIREWALL_UNIT_FILE] and not relayout:
         # Only the unit changed: nothing to load, nothing that could cut the VPS off.
-        yield from _upload(files[render.FIREWALL_UNIT_FILE], render.FIREWALL_UNIT_FILE)
-        yield StringCommand(f"systemctl daemon-reload && systemctl enable --quiet {UNIT}")
+        yield _upload(files[render.FIREWALL_UNIT_FILE], render.FIREWALL_UNIT_FILE)
+        yield _chain(
+            _chmod("644", [render.FIREWALL_UNIT_FILE]),
+            f"systemctl daemon-reload && systemctl enable --quiet {UNIT}",
+        )
         return
 
     # Every file is loaded from its candidate, so a changed loader is proven too.
     candidates = {path: f"{path}.ipip6-new" for path in files}
     restore_commands = {render.LEGACY_RULES_V4: "iptables", render.LEGACY_RULES_V6: "ip6tables"}
-    arm: list = [
-        StringCommand(guard.recover_pending()),
-        StringCommand("mkdir -p", shlex.quote(render.FIREWALL_DIR)),
-    ]
-    for path, candidate in candidates.items():
-        arm.extend(_upload(files[path], candidate, mode="640"))
     cleanup = " ".join(shlex.quote(c) for c in candidates.values())
-    arm += [
-        # A ruleset the kernel rejects changes nothing: not the files, not the live rules.
-        StringCommand(
+    prepare: list = [
+        _chain(guard.recover_pending(), f"mkdir -p {shlex.quote(render.FIREWALL_DIR)}"),
+        *(_upload(files[path], candidate) for path, candidate in candidates.items()),
+        _chain(
+            _chmod("640", list(candidates.values())),
+            # A ruleset the kernel rejects changes nothing: not the files, not the live rules.
             f"{{ {_firewall_check(candidates, nft)}; }} || {{ echo 'the kernel rejected the "
-            f"new rules; nothing was changed' >&2; rm -f {cleanup}; exit 1; }}"
-        ),
-        StringCommand(firewall_snapshot()),
-        *_upload(
-            firewall_restore_script(
-                candidates.values(), [(f"{restore_commands[p]}-restore", p) for p in legacy]
-            ),
-            guard.script,
-            mode="700",
+            f"new rules; nothing was changed' >&2; rm -f {cleanup}; exit 1; }}",
+            firewall_snapshot(),
         ),
     ]
+    restore = firewall_restore_script(
+        candidates.values(), [(f"{restore_commands[p]}-restore", p) for p in legacy]
+    )
     steps = [_firewall_load(candidates, nft)]
     if nft:  # before the old chains go: never a moment with DROP and no accept in that table
         steps.append(IPTABLES_POLICIES_ACCEPT)
@@ -488,7 +555,7 @@ def firewall(settings: VpsSettings, tunnels: Sequence[VpsSettings] = ()):
     persist += _firewall_persist(nft, leaving, include)
     if legacy:
         persist.append("rm -f " + " ".join(shlex.quote(p) for p in legacy))
-    yield from _guarded(guard, arm, apply, then=persist)
+    yield from _guarded(guard, prepare, restore, apply, then=persist)
 
 
 _CHECK_NS = "ipip6-check"

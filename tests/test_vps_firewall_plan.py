@@ -1,7 +1,8 @@
 """What the firewall operation sends for each state a VPS can be in: a first deploy, a no-op,
 a switch of backend either way, an earlier release's whole ruleset. Through the real pyinfra
-CLI against pyinfra's ``@fake`` connector, whose answer to the one fact command plays the
-VPS's state; what those commands do to a kernel is proven on the lab VM."""
+CLI against pyinfra's ``@fake`` connector, whose answer to the deploy's one read (the
+``VpsState`` fact) plays the VPS's state; what those commands do to a kernel is proven on the
+lab VM."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ DATA = {
     "router_ipv6": "2001:db8:2::1",
     "home_networks": ["198.51.100.0/24"],
 }
-MARK = "ipip6-headed"  # only the firewall's fact command asks for headers
+MARK = "ipip6-headed"  # only the deploy's read asks for headers
 
 
 def sums(files: dict[str, str]) -> list[str]:
@@ -28,7 +29,7 @@ def deploy(tmp_path, fact_lines: list[str], **data):
     host = {
         "fake_delay": 0,
         "fake_delay_jitter": 0,
-        "fake_responses": {"dpkg-query": [*ALL_INSTALLED, "pkg nftables ii "], MARK: fact_lines},
+        "fake_responses": {MARK: [*ALL_INSTALLED, "pkg nftables ii ", *fact_lines]},
         **DATA,
         **data,
     }

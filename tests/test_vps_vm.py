@@ -13,6 +13,8 @@ import pytest
 from ipip6.vps.render import OWNED_FILES
 from lab.firewall import owned_rules_live, owned_rules_on_disk
 from lab.pyinfra_cli import run_pyinfra, write_inventory
+from tests.test_vps_packages import executed
+from tests.test_vps_run_cost import FIRST_RUN_COMMANDS
 
 pytestmark = pytest.mark.vm
 
@@ -121,9 +123,14 @@ def test_bad_data_changes_nothing(vps, data, named):
 
 
 def test_first_deploy_as_sudo_user(vps):
-    run = vps.deploy(user="ubuntu")
+    run = vps.deploy("-vv", user="ubuntu")
     assert run.returncode == 0, run.output
     assert run.changed()  # something was done
+    # The count of tests/test_vps_run_cost.py, and under sudo pyinfra's one look for a
+    # temporary directory (its uploads go through one).
+    commands = executed(run)
+    assert len(commands) == FIRST_RUN_COMMANDS + 1, "\n".join(commands)
+    assert sum("TMPDIR" in c for c in commands) == 1
     assert_deployed(vps)
     netdev = vps.sh(f"cat /etc/systemd/network/60-ipip6-{TUNNEL}.netdev")
     assert netdev.startswith("# Managed by pyinfra-ipip6")
@@ -134,10 +141,12 @@ def test_first_deploy_as_sudo_user(vps):
 
 def test_second_run_changes_nothing(vps):
     before = vps.snapshot()
-    run = vps.deploy()  # as root this time: both logins converge on the same state
+    run = vps.deploy("-vv")  # as root this time: both logins converge on the same state
     assert run.returncode == 0, run.output
     assert run.changed() == []
     assert vps.snapshot() == before
+    (read,) = executed(run)  # one command: the deploy's one read
+    assert "dpkg-query" in read and "sha256sum" in read
 
 
 @pytest.mark.parametrize(

@@ -13,6 +13,7 @@ import pytest
 
 from lab.pyinfra_cli import run_pyinfra, write_inventory
 from tests.tcp_proxy import TcpProxy
+from tests.test_vps_packages import executed
 from tests.test_vps_vm import DATA
 
 pytestmark = pytest.mark.vm
@@ -64,13 +65,18 @@ def test_rules_that_would_close_this_connections_port_change_nothing(vps, lab_vm
     """Checked before any change: sshd answers on 22 (behind the lab's port forward), so a
     firewall opening only 2222 is refused with nothing sent, not applied and rolled back."""
     before = firewall_state(lab_vm)
-    run = vps("-vv", ssh_port_allowed=2222)
-    assert run.returncode != 0
-    assert "invalid data for host lab-vps:" in run.output
-    assert "ssh_port_allowed (value 2222): this SSH connection arrived on port 22" in run.output
-    assert "Nothing was changed." in run.output
-    assert "iptables-restore" not in run.output and "ipip6-guard" not in run.output
-    assert firewall_state(lab_vm) == before
+    # As root, and as a sudo user (sudo drops $SSH_CONNECTION: it is found all the same).
+    for user in ("root", "ubuntu"):
+        run = vps("-vv", ssh_port_allowed=2222, user=user)
+        assert run.returncode != 0
+        assert "invalid data for host lab-vps:" in run.output
+        assert "ssh_port_allowed (value 2222): this SSH connection arrived on port 22" in (
+            run.output
+        )
+        assert "Nothing was changed." in run.output
+        (read,) = executed(run)  # the deploy's one read, nothing else
+        assert "dpkg-query" in read and "iptables-restore" not in read
+        assert firewall_state(lab_vm) == before
     # The same port opened as an extra one keeps this connection: accepted.
     assert vps("--dry", ssh_port_allowed=2222, firewall_allow_tcp=[22]).returncode == 0
 

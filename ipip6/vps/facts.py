@@ -2,6 +2,7 @@
 
 pyinfra's ``files.put`` asks two facts per file (stat, then checksum); these ask one command for
 all the files an operation manages, and one for the packages plus the state of ufw.
+:class:`VpsState` asks all of it at once: the one read a no-op deploy makes.
 """
 
 from __future__ import annotations
@@ -126,6 +127,18 @@ class DebPackagesAndUfw(FactBase):
         return {"installed": installed, "ufw_active": ufw_active}
 
 
+# The connection this command came over, "client port server port". sudo (and su) reset the
+# environment, so then it is read from the nearest ancestor that still has it: the login
+# shell or sudo itself, both this session's processes (reading their environ takes root,
+# which is what sudo gave).
+_SSH_CONNECTION = (
+    'c=$SSH_CONNECTION; p=$PPID; while [ -z "$c" ] && [ "${p:-0}" -gt 1 ]; do '
+    "c=$(tr '\\0' '\\n' < /proc/$p/environ 2>/dev/null | sed -n 's/^SSH_CONNECTION=//p'); "
+    "p=$(sed -n 's/^PPid:[[:space:]]*//p' /proc/$p/status 2>/dev/null); done; "
+    'echo "ssh $c"'
+)
+
+
 class VpsNetwork(FactBase):
     """What the VPS's network looks like before any change, in one round trip (no root needed).
 
@@ -152,7 +165,7 @@ class VpsNetwork(FactBase):
     def command(self, netdev_glob: str) -> str:
         # The glob is ours (a fixed path and prefix): left unquoted on purpose.
         return (
-            'echo "ssh $SSH_CONNECTION"; '
+            f"{_SSH_CONNECTION}; "
             "ip -o -d link show | sed 's/^/link /'; "
             "ip -o -4 addr show | sed 's/^/addr /'; "
             "ip -4 route show default | sed 's/^/route /'; "
@@ -299,3 +312,60 @@ class PingThrough(FactBase):
 
     def process(self, output: list[str]) -> dict:
         return {"output": "\n".join(line for line in output if line != "ipip6-ping-done")}
+
+
+_NETWORK_HEADS = frozenset({"ssh", "link", "addr", "route", "netdev"})
+_PACKAGE_HEADS = frozenset({"pkg", "ufw"})
+
+
+class VpsState(FactBase):
+    """All the deploy's operations compare on the VPS, in one round trip: the network
+    (:class:`VpsNetwork`), the packages and ufw (:class:`DebPackagesAndUfw`) and the managed
+    files, rollback timers, headers and include line (:class:`ManagedFiles`).
+
+    Returns ``{"network": …, "packages": …, "files": …}``, each part as its own fact returns
+    it. Every line of the three commands says by its first word whose it is, so one command's
+    output is told apart without markers.
+    """
+
+    @staticmethod
+    def default() -> dict:
+        return {
+            "network": VpsNetwork.default(),
+            "packages": DebPackagesAndUfw.default(),
+            "files": ManagedFiles.default(),
+        }
+
+    def command(
+        self,
+        netdev_glob: str,
+        packages: Iterable[str],
+        paths: Iterable[str],
+        owned_globs: Iterable[str] = (),
+        timers: Iterable[str] = (),
+        headed: Iterable[str] = (),
+        line_in: tuple[str, str] | None = None,
+    ) -> str:
+        return "; ".join(
+            [
+                VpsNetwork().command(netdev_glob),
+                DebPackagesAndUfw().command(packages),
+                ManagedFiles().command(paths, owned_globs, timers, headed, line_in),
+            ]
+        )
+
+    def process(self, output: list[str]) -> dict:
+        parts: dict[str, list[str]] = {"network": [], "packages": [], "files": []}
+        for line in output:
+            head = line.partition(" ")[0]
+            if head in _NETWORK_HEADS:
+                parts["network"].append(line)
+            elif head in _PACKAGE_HEADS:
+                parts["packages"].append(line)
+            else:
+                parts["files"].append(line)
+        return {
+            "network": VpsNetwork().process(parts["network"]),
+            "packages": DebPackagesAndUfw().process(parts["packages"]),
+            "files": ManagedFiles().process(parts["files"]),
+        }
