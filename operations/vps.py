@@ -18,8 +18,9 @@ import hashlib
 import logging
 import shlex
 import time
+import uuid
 import weakref
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from io import StringIO
 from pathlib import PurePosixPath
 
@@ -136,14 +137,35 @@ def _show_diff(path: str, content: str) -> None:
     show_diff(title, current or [], content.splitlines())
 
 
-def _upload(content: str, dest: str) -> FileUploadCommand:
-    """pyinfra's own upload (SFTP; under sudo through a temporary file, found only then). Its
-    mode is set by the command that follows (:func:`_chmod`): no command of its own."""
-    return FileUploadCommand(StringIO(content), dest)
+# What makes pyinfra run a command as another user (sudo, su, doas, dzdo).
+_BECOME = ("_sudo", "_su_user", "_doas", "_dzdo")
 
 
-def _chmod(mode: str, paths: Sequence[str]) -> str:
-    return f"chmod {mode} " + " ".join(shlex.quote(p) for p in paths)
+def _place(files: Mapping[str, str], mode: str) -> tuple[list[FileUploadCommand], str]:
+    """Files to put on the VPS: their uploads (pyinfra's own, over SFTP: no command) and the
+    shell step that puts them in place with ``mode``, for the command that follows.
+
+    Logged in as root, each file goes straight to its place. Under sudo (or su, doas) SFTP
+    writes as the login user only: pyinfra would then copy each file from a temporary one and
+    remove that, two commands of their own per file. Here the temporary files (fresh random
+    names in ``/tmp``, or pyinfra's ``TEMP_DIR``) are installed and removed by the step.
+    """
+    become = host.current_op_global_arguments or {}
+    if not any(become.get(key) for key in _BECOME):
+        uploads = [FileUploadCommand(StringIO(text), dest) for dest, text in files.items()]
+        return uploads, f"chmod {mode} " + " ".join(shlex.quote(p) for p in files)
+    folder = host.state.config.TEMP_DIR or "/tmp"
+    temps = {dest: f"{folder}/ipip6-upload-{uuid.uuid4().hex}" for dest in files}
+    as_login_user = {"_sudo": False, "_su_user": None, "_doas": False, "_dzdo": False}
+    uploads = [
+        FileUploadCommand(StringIO(text), temps[dest], **as_login_user)
+        for dest, text in files.items()
+    ]
+    install = " && ".join(
+        f"install -m {mode} {shlex.quote(temps[dest])} {shlex.quote(dest)}" for dest in files
+    )
+    cleanup = "rm -f " + " ".join(shlex.quote(t) for t in temps.values())
+    return uploads, f"{{ {install}; }}; rc=$?; {cleanup}; [ $rc = 0 ]"
 
 
 def _mkdirs(paths: Sequence[str]) -> str:
@@ -220,10 +242,11 @@ def _guarded(
     token = new_token()
     # Half the rollback delay: the proof must be in before the timer could fire.
     budget = guard.seconds / 2
+    uploads, place = _place({guard.script: restore}, "700")
     return [
         *prepare,
-        _upload(restore, guard.script),
-        _chain(_chmod("700", [guard.script]), guard.arm()),
+        *uploads,
+        _chain(place, guard.arm()),
         *apply,
         FunctionCommand(_confirm_over_new_connection, (token, budget), {}),
         StringCommand(guard.confirm_or_restore(token, then)),
@@ -375,7 +398,8 @@ def tunnel(settings: VpsSettings, tunnels: Sequence[VpsSettings] = ()):
 
     # The files go up first (their folders made before the timer is armed), then one command
     # sets their mode and makes them live.
-    steps = [_chmod("644", changed)] if changed else []
+    uploads, place = _place({path: files[path] for path in changed}, "644")
+    steps = [place] if changed else []
     if stale:
         steps.append("rm -f " + " ".join(shlex.quote(p) for p in stale))
         for folder in sorted({str(PurePosixPath(p).parent) for p in stale if ".network.d/" in p}):
@@ -394,7 +418,7 @@ def tunnel(settings: VpsSettings, tunnels: Sequence[VpsSettings] = ()):
             "else systemctl restart systemd-networkd; fi"
         )
     steps += [_wait_for_link(n) for n in names]
-    apply = [*(_upload(files[path], path) for path in changed), _chain(*steps)]
+    apply = [*uploads, _chain(*steps)]
 
     # Restarting networkd reconfigures the uplink too (and the drop-in mode edits it): guard it.
     # A rollback re-creates the links this change touched (from the restored units, whatever
@@ -442,10 +466,10 @@ def sysctls(settings: VpsSettings, tunnels: Sequence[VpsSettings] = ()):
     for path in changed:
         _show_diff(path, files[path])
     _changing()
-    for path in changed:
-        yield _upload(files[path], path)
+    uploads, place = _place({path: files[path] for path in changed}, "644")
+    yield from uploads
     yield _chain(
-        _chmod("644", changed),
+        place,
         "modprobe nf_conntrack",
         f"sysctl -q -p {shlex.quote(render.SYSCTL_FILE)}",
     )
@@ -510,9 +534,10 @@ def firewall(settings: VpsSettings, tunnels: Sequence[VpsSettings] = ()):
     _changing()
     if changed == [render.FIREWALL_UNIT_FILE] and not relayout:
         # Only the unit changed: nothing to load, nothing that could cut the VPS off.
-        yield _upload(files[render.FIREWALL_UNIT_FILE], render.FIREWALL_UNIT_FILE)
+        uploads, place = _place({p: files[p] for p in changed}, "644")
+        yield from uploads
         yield _chain(
-            _chmod("644", [render.FIREWALL_UNIT_FILE]),
+            place,
             f"systemctl daemon-reload && systemctl enable --quiet {UNIT}",
         )
         return
@@ -521,11 +546,12 @@ def firewall(settings: VpsSettings, tunnels: Sequence[VpsSettings] = ()):
     candidates = {path: f"{path}.ipip6-new" for path in files}
     restore_commands = {render.LEGACY_RULES_V4: "iptables", render.LEGACY_RULES_V6: "ip6tables"}
     cleanup = " ".join(shlex.quote(c) for c in candidates.values())
+    uploads, place = _place({c: files[p] for p, c in candidates.items()}, "640")
     prepare: list = [
         _chain(guard.recover_pending(), f"mkdir -p {shlex.quote(render.FIREWALL_DIR)}"),
-        *(_upload(files[path], candidate) for path, candidate in candidates.items()),
+        *uploads,
         _chain(
-            _chmod("640", list(candidates.values())),
+            place,
             # A ruleset the kernel rejects changes nothing: not the files, not the live rules.
             f"{{ {_firewall_check(candidates, nft)}; }} || {{ echo 'the kernel rejected the "
             f"new rules; nothing was changed' >&2; rm -f {cleanup}; exit 1; }}",

@@ -131,12 +131,18 @@ def test_a_no_op_sends_one_command(tmp_path, count):
     assert [READ in c for c in executed(preview)] == [True]
 
 
-@pytest.mark.parametrize("count", [1, 20])
-def test_a_first_run_sends_a_fixed_small_number_of_commands(tmp_path, count):
+@pytest.mark.parametrize(("count", "sudo"), [(1, False), (20, False), (20, True)])
+def test_a_first_run_sends_a_fixed_small_number_of_commands(tmp_path, count, sudo):
     data = groups(count)
+    data["vps"][0][1]["_sudo"] = sudo
     result = run(tmp_path, data, fresh_answer())
     commands = executed(result)
     assert len(commands) == FIRST_RUN_COMMANDS, "\n".join(commands)
+    # Under sudo pyinfra's upload would copy and remove each file in commands of its own
+    # (and look for a temporary directory first): the deploy's own steps install them.
+    installs = sum(c.count("install -m ") for c in commands)
+    assert installs == (2 * count + 1 + 2 + 4 + 1 if sudo else 0)
+    assert not [c for c in commands if c.startswith(("cp ", "rm -f /tmp/pyinfra-"))]
     # Read once before the first change and again after each change, never twice in between.
     reads = [i for i, c in enumerate(commands) if READ in c]
     assert len(reads) == 3 and reads[0] == 0
