@@ -1,5 +1,6 @@
 """The VPS facts' commands and parsers, without a host."""
 
+import shlex
 import subprocess
 
 from ipip6.vps.facts import DebPackagesAndUfw, ManagedFiles
@@ -68,3 +69,45 @@ def test_managed_files_finds_our_headers_and_the_include_line_with_a_real_shell(
     assert found["line_found"] is True
     assert run(f"flush ruleset\n# {line}\n")["line_found"] is False
     assert run(f"{line} # and more\n")["line_found"] is False
+
+
+def test_the_ssh_connection_is_found_where_sudo_dropped_it():
+    """sudo resets the environment: the port is read from the nearest ancestor that has it
+    (here a parent shell; on a VPS the login shell or sudo itself)."""
+    from ipip6.vps.facts import _SSH_CONNECTION, VpsNetwork
+
+    env = {"PATH": "/usr/bin:/bin", "SSH_CONNECTION": "192.0.2.9 50022 192.0.2.1 2222"}
+    inner = f"env -u SSH_CONNECTION sh -c {shlex.quote(_SSH_CONNECTION)}"
+    out = subprocess.run(["sh", "-c", inner], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.splitlines() == ["ssh 192.0.2.9 50022 192.0.2.1 2222"]
+    assert VpsNetwork().process(out.stdout.splitlines())["ssh_server_port"] == 2222
+    # Set in its own environment (a root login): that one, no walk.
+    env["SSH_CONNECTION"] = "192.0.2.9 50022 192.0.2.1 22"
+    out = subprocess.run(
+        ["sh", "-c", _SSH_CONNECTION], env=env, capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip() == "ssh 192.0.2.9 50022 192.0.2.1 22"
+
+
+def test_one_read_is_split_by_each_lines_first_word():
+    from ipip6.vps.facts import VpsState
+
+    digest = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+    found = VpsState().process(
+        [
+            "ssh 192.0.2.9 50022 192.0.2.1 22",
+            "link 2: ens3: <BROADCAST,UP> mtu 1500",
+            "pkg iptables ii ",
+            "ufw Status: active",
+            f"{digest}  /etc/sysctl.d/60-ipip6.conf",
+            "ipip6-missing /etc/ipip6/firewall.v4",
+            "ipip6-pending ipip6-guard-tunnel",
+        ]
+    )
+    assert found["network"]["ssh_server_port"] == 22 and found["network"]["links"] == {"ens3": ""}
+    assert found["packages"] == {"installed": {"iptables": True}, "ufw_active": True}
+    assert found["files"]["sums"] == {
+        "/etc/sysctl.d/60-ipip6.conf": digest,
+        "/etc/ipip6/firewall.v4": None,
+    }
+    assert found["files"]["pending"] == ["ipip6-guard-tunnel"]
