@@ -78,13 +78,14 @@ def state_query(settings: VpsSettings, tunnels: Sequence[VpsSettings] = ()) -> d
     guards and packages, so that one read serves them all (the same for every operation, or
     the read is not shared)."""
     tunnels = list(tunnels or (settings,))
-    nft = settings.firewall_backend == "nftables"
     paths = [
         *(path for t in tunnels for path in render.render_tunnel_units(t).files()),
         render.SYSCTL_FILE,
         render.MODULES_FILE,
-        *render.render_firewall(settings, tunnels),
-        *(render.IPTABLES_FILES if nft else render.NFTABLES_FILES),
+        # Both backends' files whichever is chosen: the other's, if there, are to go. Named,
+        # not rendered: every operation builds this query, only the firewall needs the rules.
+        *render.IPTABLES_FILES,
+        *render.NFTABLES_FILES,
     ]
     return {
         "netdev_glob": render.OWNED_NETDEV_GLOB,
