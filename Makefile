@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 
-.PHONY: venv lint test test-unit test-vm test-sim demo bench clean
+.PHONY: venv lint test test-fast test-trixie test-unit test-vm test-sim demo bench clean
 
 $(VENV)/.installed: pyproject.toml
 	@# Debian's python3 has no venv support until python3-venv is installed.
@@ -19,13 +19,23 @@ lint: venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
-# Everything: unit tests, the RTX simulator over real SSH, the QEMU lab VM.
+# Everything: unit tests, the RTX simulator over real SSH, the QEMU lab VM. The VM tests run in
+# file order on one VM (booted once) while the rest runs beside them at the lowest CPU priority
+# (lab/run_tests.py); the slowest tests are listed at the end of each part.
 test: venv lint
 	$(PY) -m lab.host_packages
-	@# The nftables module runs on Debian 13 only (its default firewall); on Debian 12 the
-	@# end-to-end module carries the home's traffic through the nftables backend.
-	$(PY) -m pytest -v -ra --durations=25 --ignore=tests/test_vps_vm_nftables.py
-	IPIP6_LAB_SUITE=trixie $(PY) -m pytest -v -ra --durations=10 tests/test_vps_vm_nftables.py
+	$(PY) -m lab.run_tests
+
+# The inner loop: everything but the VM tests, on both cores (about 5 minutes).
+test-fast: venv
+	$(PY) -m pytest -n 2 -ra -m "not vm"
+
+# The firewall modules on a Debian 13 VM (its own image and boot; not part of `make test`,
+# whose Debian 12 VM runs the same modules, nftables backend included).
+test-trixie: venv
+	$(PY) -m lab.host_packages
+	IPIP6_LAB_SUITE=trixie $(PY) -m pytest -ra --durations=10 tests/test_vps_vm.py \
+		tests/test_vps_vm_firewall.py tests/test_vps_vm_nftables.py
 
 # The whole tunnel in a local lab: VM (the VPS) + RTX simulator (the router), deploy, traffic.
 demo: venv

@@ -1312,7 +1312,9 @@ def describe(key: str, value: Any) -> str:
     if nested and any(k not in BackupTunnel.model_fields for k in value):
         return "<hidden>"
     text = repr(value)
-    return text if len(text) <= 80 else text[:77] + "..."
+    # Long enough for a file's whole path (rtx_restore_from, rtx_backup_dir), bounded for the
+    # value that is no path at all.
+    return text if len(text) <= 240 else text[:237] + "..."
 
 
 def _key_problems(end: End, data: Mapping[str, Any], shared: frozenset[str]) -> list[str]:

@@ -169,6 +169,10 @@ class LabVM:
         return self.run_dir / "state.json"
 
     @property
+    def qmp_socket(self) -> Path:
+        return self.run_dir / "qmp.sock"
+
+    @property
     def ssh_key(self) -> Path:
         return self._image().ssh_key
 
@@ -251,6 +255,9 @@ class LabVM:
             f"file:{self.console_log}",
             "-monitor",
             "none",
+            # QMP on a socket of the run dir: the snapshots (savevm/loadvm) go through it.
+            "-qmp",
+            f"unix:{self.qmp_socket},server=on,wait=off",
             "-pidfile",
             str(self.pidfile),
             "-daemonize",
@@ -262,7 +269,7 @@ class LabVM:
             raise LabError(f"a VM is already running from {self.run_dir} (pid {self.pid})")
         img = self._image()
         t0 = time.monotonic()
-        for leftover in (self.overlay, self.pidfile, self.console_log):
+        for leftover in (self.overlay, self.pidfile, self.console_log, self.qmp_socket):
             leftover.unlink(missing_ok=True)
         subprocess.run(
             [
@@ -447,6 +454,75 @@ class LabVM:
         _log(f"VM back after reboot in {time.monotonic() - t0:.1f} s")
         return self.boot_id
 
+    # --- snapshots ----------------------------------------------------------------------------
+    def qmp(self, command: str, timeout: float = 300, **arguments: object) -> object:
+        """One QMP command; its ``return`` value (LabError on an error answer)."""
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.settimeout(timeout)
+            sock.connect(str(self.qmp_socket))
+            stream = sock.makefile("rwb")
+
+            def answer() -> dict:
+                while True:  # events (STOP, RESUME, ...) may come before the answer
+                    line = stream.readline()
+                    if not line:
+                        raise LabError(f"QMP: the VM closed its monitor during {command}")
+                    msg = json.loads(line)
+                    if "return" in msg or "error" in msg:
+                        return msg
+
+            def send(name: str, args: dict) -> object:
+                stream.write(json.dumps({"execute": name, "arguments": args}).encode() + b"\n")
+                stream.flush()
+                msg = answer()
+                if "error" in msg:
+                    raise LabError(f"QMP {name}: {msg['error'].get('desc', msg['error'])}")
+                return msg["return"]
+
+            json.loads(stream.readline())  # the greeting
+            send("qmp_capabilities", {})
+            return send(command, arguments)
+
+    def _hmp(self, line: str, timeout: float = 300) -> None:
+        out = str(self.qmp("human-monitor-command", timeout=timeout, **{"command-line": line}))
+        if out.strip():  # savevm/loadvm print nothing when they succeed
+            raise LabError(f"QEMU monitor: {line}: {out.strip()}")
+
+    def save_snapshot(self, name: str) -> None:
+        """Save the running VM (memory, devices and disk) as ``name`` in its overlay.
+
+        Taken between SSH sessions: a connection open now would be a dead one after a restore.
+        """
+        t0 = time.monotonic()
+        self._hmp(f"savevm {name}")
+        _log(f"snapshot {name!r} saved in {time.monotonic() - t0:.1f} s")
+
+    def restore_snapshot(self, name: str, timeout: float = 60) -> None:
+        """Put the VM back to snapshot ``name`` (as if nothing had happened since), its clock set
+        to now (it would run on from the moment of the snapshot), and wait for SSH."""
+        t0 = time.monotonic()
+        self._hmp(f"loadvm {name}")
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                proc = self.ssh(
+                    f"date -s @{time.time():.3f} >/dev/null && cat /proc/sys/kernel/random/boot_id",
+                    check=False,
+                    timeout=30,
+                    connect_timeout=5,
+                )
+            except subprocess.TimeoutExpired:
+                proc = None
+            if proc is not None and proc.returncode == 0:
+                self.boot_id = proc.stdout.strip()
+                break
+            if time.monotonic() > deadline:
+                detail = proc.stderr.strip() if proc is not None else "ssh timed out"
+                raise LabError(f"no SSH after restoring snapshot {name!r}: {detail}")
+            time.sleep(0.5)
+        self.save_state()
+        _log(f"snapshot {name!r} restored in {time.monotonic() - t0:.1f} s")
+
     def stop(self, timeout: float = 60) -> None:
         """Power the VM off (kill qemu if it lingers) and drop the overlay. Idempotent."""
         pid = self.pid
@@ -477,6 +553,7 @@ class LabVM:
             self._watchdog = None
         self.pidfile.unlink(missing_ok=True)
         self.overlay.unlink(missing_ok=True)
+        self.qmp_socket.unlink(missing_ok=True)
 
     def __enter__(self) -> LabVM:
         if not self.is_running():

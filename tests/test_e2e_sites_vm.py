@@ -39,9 +39,8 @@ SECOND_NETDEV = f"/etc/systemd/network/60-ipip6-{SECOND_TUNNEL_NAME}.netdev"
 
 
 @pytest.fixture(scope="module")
-def lab(lab_vm, tmp_path_factory):
-    e2e = E2ELab(lab_vm, tmp_path_factory.mktemp("sites"))
-    e2e.undeploy_vps()
+def lab(booted_vm, tmp_path_factory):
+    e2e = E2ELab(booted_vm, tmp_path_factory.mktemp("sites"))
     e2e.start_router()
     try:
         e2e.net.build(ROUTER_FACTORY_CONFIG)
@@ -49,7 +48,6 @@ def lab(lab_vm, tmp_path_factory):
         yield e2e
     finally:
         e2e.stop()
-        e2e.undeploy_vps()
 
 
 def drop_counts(lab) -> dict[tuple[str, str], int]:

@@ -64,18 +64,16 @@ ROUTER_LINES = [
 
 
 @pytest.fixture(scope="module")
-def lab(lab_vm, tmp_path_factory):
-    """The lab, from a clean VPS (whatever earlier modules deployed on the shared VM) and a
-    router with a factory-like config; cleaned up again at the end."""
-    e2e = E2ELab(lab_vm, tmp_path_factory.mktemp("e2e"))
-    e2e.undeploy_vps()
+def lab(booted_vm, tmp_path_factory):
+    """The lab, from the VM as it booted (whatever earlier modules deployed on the shared VM)
+    and a router with a factory-like config."""
+    e2e = E2ELab(booted_vm, tmp_path_factory.mktemp("e2e"))
     e2e.start_router()
     try:
         e2e.net.build(ROUTER_FACTORY_CONFIG)
         yield e2e
     finally:
         e2e.stop()
-        e2e.undeploy_vps()
 
 
 def assert_passes(check) -> None:

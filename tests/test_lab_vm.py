@@ -10,7 +10,8 @@ import pytest
 
 PYINFRA = str(Path(sys.executable).parent / "pyinfra")
 
-pytestmark = pytest.mark.vm
+# The VM as it booted, whatever the modules before did with it.
+pytestmark = [pytest.mark.vm, pytest.mark.usefixtures("booted_vm")]
 
 
 def test_kernel_has_ip6tnl_with_encaplimit_none(lab_vm):
@@ -88,12 +89,3 @@ def test_pyinfra_cli_refuses_unknown_host_key(lab_vm, tmp_path):
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert proc.returncode != 0
     assert "No host key" in proc.stdout + proc.stderr
-
-
-def test_reboot_gives_new_boot_id(lab_vm):
-    before = lab_vm.current_boot_id()
-    after = lab_vm.reboot()
-    assert after != before
-    assert lab_vm.current_boot_id() == after
-    # the network comes back configured the same way
-    assert "2001:db8:1::1/64" in lab_vm.ssh("ip -o -6 addr show dev ens3").stdout

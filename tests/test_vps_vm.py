@@ -30,8 +30,9 @@ DATA = {
 
 
 @pytest.fixture(scope="module")
-def vps(lab_vm, tmp_path_factory):
-    """Deploy helper bound to the lab VM: ``vps.deploy(user, extra_args, **data)``."""
+def vps(booted_vm, tmp_path_factory):
+    """Deploy helper bound to the lab VM as it booted: ``vps.deploy(user, extra_args, **data)``."""
+    lab_vm = booted_vm
 
     class Vps:
         vm = lab_vm

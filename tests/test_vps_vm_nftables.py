@@ -2,8 +2,9 @@
 nftables.service, beside Docker's and fail2ban's rules, through a switch of backend, a changed
 deploy, a rollback and a reboot.
 
-Runs on bookworm after tests/test_vps_vm_firewall.py (it switches that module's iptables layout
-to nftables and back at the end), and on its own on trixie (`make test` runs it there too).
+Runs after tests/test_vps_vm_firewall.py on the session's VM (it switches that module's
+iptables layout to nftables, beside the Docker and fail2ban that module left running, and back
+at the end): on Debian 12 in `make test`, on Debian 13 in `make test-trixie`.
 """
 
 from __future__ import annotations
