@@ -144,10 +144,8 @@ def neighbours_down(lab_vm) -> None:
 def vps(lab_vm, tmp_path_factory):
     deploy = deployer(lab_vm, tmp_path_factory.mktemp("vps-firewall"))
     yield deploy
-    # Converged again for the next module; Docker and fail2ban stay up for it (the nftables
-    # module runs beside them too, and takes them down at its end): starting them again under
-    # the lab's emulated CPU took minutes.
-    run = deploy()
+    neighbours_down(lab_vm)
+    run = deploy()  # converged again for the next module
     assert run.returncode == 0, run.output
 
 
