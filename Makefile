@@ -30,8 +30,8 @@ test: venv lint
 test-fast: venv
 	$(PY) -m pytest -n 2 -ra -m "not vm"
 
-# The firewall modules on a Debian 13 VM (its own image and boot; not part of `make test`,
-# whose Debian 12 VM runs the same modules, nftables backend included).
+# The VPS and firewall modules on a Debian 13 VM (its own image and boot; `make test` runs only
+# the nftables module there, after its Debian 12 run).
 test-trixie: venv
 	$(PY) -m lab.host_packages
 	IPIP6_LAB_SUITE=trixie $(PY) -m pytest -ra --durations=10 tests/test_vps_vm.py \

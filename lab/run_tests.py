@@ -5,7 +5,8 @@ booted once), at normal priority: their timings (failover, keepalive probes, tra
 real ones, and the emulated CPU needs a core when it asks for one. Everything else runs
 beside them in a second pytest process, spread over two pytest-xdist workers at the lowest
 CPU priority, so that it takes only what the VM leaves idle (the VM tests mostly wait on it).
-The second run's report is printed when the first ends; the last line counts both.
+After the Debian 12 VM run, the nftables module runs on a Debian 13 VM of its own. The
+second process's report is printed when the VM runs end; the last line counts every run.
 
     python -m lab.run_tests [PYTEST ARGS…]   # passed to both runs
 """
@@ -84,7 +85,8 @@ def main(argv: list[str]) -> int:
     wall = time.monotonic() - t0
     print(f"\nmake test: {wall:.0f} s wall (the VM run's exit {vm}, the others' exit {rest})")
     # pytest's own exit 5 (no test ran) is a failure here: `make test` must prove something.
-    print(f"{total['passed']} passed, {total['failed'] + total['errors']} failed", flush=True)
+    line = f"{total['passed']} passed, {total['failed'] + total['errors']} failed"
+    print(line + (f", {total['skipped']} skipped" if total["skipped"] else ""), flush=True)
     return 0 if vm == 0 and rest == 0 and total["passed"] > 0 else 1
 
 
